@@ -1,0 +1,201 @@
+/**
+ * The GPT-2 forward pass: token + position embeddings, pre-LayerNorm transformer blocks with causal (or
+ * bidirectional) multi-head attention and a gelu_new MLP, a final LayerNorm, and the tied LM head.
+ *
+ * Classification only ever needs the hidden state at one position per text, so the last block can be run for
+ * that position alone (`blockAt`): keys and values are still computed for every position, but the query, the
+ * attention output, the MLP and the final LayerNorm only for the pooled one. The result is identical to the
+ * full block at that position, at a fraction of the cost.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { GPT2Config } from './config.ts';
+import { embeddingLookup, geluNew, layerNorm, linear, matMul, swapLast } from './ops.ts';
+import type { WeightMap } from './weights.ts';
+
+export type AttentionMode = 'causal' | 'bidirectional';
+
+/** Masked attention scores get this instead of -Infinity, so a row can never become all NaN. */
+const MASKED = -1e9;
+
+/** A LoRA adapter on one projection: W_eff = W + scale · A · B. */
+export interface LoraAdapter {
+  a: tf.Variable;
+  b: tf.Variable;
+  scale: number;
+}
+
+/** Token ids of a right-padded batch. */
+export interface TokenBatch {
+  /** int32 [rows, width] */
+  ids: tf.Tensor2D;
+  /** Real (non-pad) tokens per row. */
+  lengths: number[];
+}
+
+export class GPT2 {
+  /** Optional LoRA adapters keyed by the projection's weight name, e.g. `h.0.attn.c_attn.weight`. */
+  readonly lora = new Map<string, LoraAdapter>();
+  /** Whether gradients must flow into the embeddings (only when they are trained). */
+  trainEmbeddings = false;
+
+  constructor(
+    readonly config: GPT2Config,
+    readonly weights: WeightMap,
+  ) {}
+
+  w(name: string): tf.Tensor {
+    const t = this.weights.get(name);
+    if (!t) throw new Error(`GPT-2 weight "${name}" is not loaded`);
+    return t;
+  }
+
+  /** x = wte[ids] + wpe[0..T). */
+  embed(ids: tf.Tensor2D): tf.Tensor3D {
+    const width = ids.shape[1];
+    if (width > this.config.nPositions) {
+      throw new Error(`sequence of ${width} tokens exceeds the model's context of ${this.config.nPositions}`);
+    }
+    const wte = this.w('wte.weight') as tf.Tensor2D;
+    const tok = this.trainEmbeddings ? embeddingLookup(wte, ids) : tf.gather(wte, ids);
+    const pos = tf.slice(this.w('wpe.weight'), [0, 0], [width, -1]);
+    return tf.add(tok, pos) as tf.Tensor3D;
+  }
+
+  /** A projection `x · W + b` (columns [from, to) of it), with its LoRA adapter when there is one. */
+  project(x: tf.Tensor, prefix: string, cols?: [number, number]): tf.Tensor {
+    let w = this.w(`${prefix}.weight`);
+    let b = this.w(`${prefix}.bias`);
+    const adapter = this.lora.get(`${prefix}.weight`);
+    let loraB = adapter?.b as tf.Tensor | undefined;
+    if (cols) {
+      const [from, to] = cols;
+      w = tf.slice(w, [0, from], [-1, to - from]);
+      b = tf.slice(b, [from], [to - from]);
+      if (loraB) loraB = tf.slice(loraB, [0, from], [-1, to - from]);
+    }
+    let y = linear(x, w, b);
+    if (adapter && loraB) y = tf.add(y, tf.mul(linear(linear(x, adapter.a), loraB), adapter.scale));
+    return y;
+  }
+
+  private ln(x: tf.Tensor, prefix: string): tf.Tensor {
+    return layerNorm(x, this.w(`${prefix}.weight`), this.w(`${prefix}.bias`), this.config.layerNormEpsilon);
+  }
+
+  private mlp(x: tf.Tensor, layer: number): tf.Tensor {
+    return this.project(geluNew(this.project(x, `h.${layer}.mlp.c_fc`)), `h.${layer}.mlp.c_proj`);
+  }
+
+  /** [B, T, E] → [B·H, T, D]. */
+  private heads(x: tf.Tensor, batch: number, width: number): tf.Tensor3D {
+    const { nHead, nEmbd } = this.config;
+    const d = nEmbd / nHead;
+    return tf.reshape(tf.transpose(tf.reshape(x, [batch, width, nHead, d]), [0, 2, 1, 3]), [batch * nHead, width, d]);
+  }
+
+  /** Scaled dot-product attention of q [B·H, Tq, D] over k, v [B·H, T, D]; mask broadcasts to [B, H, Tq, T]. */
+  private attend(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor, batch: number): tf.Tensor {
+    const { nHead, nEmbd } = this.config;
+    const d = nEmbd / nHead;
+    const [, tq, tk] = [q.shape[0], q.shape[1], k.shape[1]];
+    const scores = tf.reshape(tf.mul(matMul(q, swapLast(k)), 1 / Math.sqrt(d)), [batch, nHead, tq, tk]);
+    const probs = tf.reshape(tf.softmax(tf.add(scores, mask)), [batch * nHead, tq, tk]);
+    const out = tf.reshape(matMul(probs, v), [batch, nHead, tq, d]);
+    return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [batch, tq, nEmbd]);
+  }
+
+  /** One transformer block over every position. `mask` broadcasts to [B, 1, T, T]. */
+  block(layer: number, x: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
+    const [batch, width] = x.shape;
+    const p = `h.${layer}`;
+    const qkv = this.project(this.ln(x, `${p}.ln_1`), `${p}.attn.c_attn`);
+    const [q, k, v] = tf.split(qkv, 3, -1) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    const att = this.attend(this.heads(q, batch, width), this.heads(k, batch, width), this.heads(v, batch, width), mask, batch);
+    const h = tf.add(x, this.project(att, `${p}.attn.c_proj`));
+    return tf.add(h, this.mlp(this.ln(h, `${p}.ln_2`), layer)) as tf.Tensor3D;
+  }
+
+  /**
+   * One transformer block evaluated only at `positions[b]` of each row: returns [B, E], equal to
+   * `block(layer, x, fullMask)[b, positions[b]]`. `keyMask` [B, 1, 1, T] says which keys that query may see.
+   */
+  blockAt(layer: number, x: tf.Tensor3D, positions: number[], keyMask: tf.Tensor): tf.Tensor2D {
+    const [batch, width, e] = x.shape;
+    const p = `h.${layer}`;
+    const select = selectionMatrix(positions, width);
+    const xFlat = tf.reshape(x, [batch * width, e]);
+    const a = this.ln(x, `${p}.ln_1`);
+    const aAt = matMul(select, tf.reshape(a, [batch * width, e]));
+    const q = this.project(aAt, `${p}.attn.c_attn`, [0, e]);
+    const kv = this.project(a, `${p}.attn.c_attn`, [e, 3 * e]);
+    const [k, v] = tf.split(kv, 2, -1) as [tf.Tensor, tf.Tensor];
+    const att = this.attend(this.heads(q, batch, 1), this.heads(k, batch, width), this.heads(v, batch, width), keyMask, batch);
+    const h = tf.add(matMul(select, xFlat), this.project(tf.reshape(att, [batch, e]), `${p}.attn.c_proj`));
+    return tf.add(h, this.mlp(this.ln(h, `${p}.ln_2`), layer)) as tf.Tensor2D;
+  }
+
+  /** Embeddings and blocks [0, upTo): the input of block `upTo`. */
+  trunk(batch: TokenBatch, mode: AttentionMode, upTo = this.config.nLayer - 1): tf.Tensor3D {
+    let x = this.embed(batch.ids);
+    const width = batch.ids.shape[1];
+    const mask = mode === 'causal' ? causalMask(width) : keyPaddingMask(batch.lengths, width);
+    for (let l = 0; l < upTo; l++) x = this.block(l, x, mask);
+    return x;
+  }
+
+  /** ln_f(last block at one position per row), [B, E]: what a classification head reads. */
+  finalHiddenAt(x: tf.Tensor3D, positions: number[], lengths: number[], mode: AttentionMode): tf.Tensor2D {
+    const width = x.shape[1];
+    const keys = mode === 'causal' ? causalRowMask(positions, width) : keyPaddingMask(lengths, width);
+    const h = this.blockAt(this.config.nLayer - 1, x, positions, keys);
+    return this.ln(h, 'ln_f') as tf.Tensor2D;
+  }
+
+  /** Final hidden states at every position, [B, T, E] (the full model; used for checks, not for classifying). */
+  hiddenStates(batch: TokenBatch, mode: AttentionMode): tf.Tensor3D {
+    const x = this.trunk(batch, mode, this.config.nLayer);
+    return this.ln(x, 'ln_f') as tf.Tensor3D;
+  }
+
+  /** Tied LM head: next-token logits [B, V] for hidden states [B, E]. */
+  lmLogits(hidden: tf.Tensor2D): tf.Tensor2D {
+    // Only used for the sanity check (`model check`), so the transpose is made per call rather than kept.
+    return tf.matMul(hidden, tf.transpose(this.w('wte.weight'))) as tf.Tensor2D;
+  }
+}
+
+/** A [B, B·T] one-hot matrix picking row b·T + positions[b]: selecting by matMul keeps gradients on every backend. */
+export function selectionMatrix(positions: number[], width: number): tf.Tensor2D {
+  const b = positions.length;
+  const data = new Float32Array(b * b * width);
+  positions.forEach((p, r) => {
+    if (p < 0 || p >= width) throw new Error(`position ${p} is outside a sequence of ${width}`);
+    data[r * b * width + r * width + p] = 1;
+  });
+  return tf.tensor2d(data, [b, b * width]);
+}
+
+/** [1, 1, T, T]: position i may attend to 0..i. */
+export function causalMask(width: number): tf.Tensor4D {
+  const data = new Float32Array(width * width);
+  for (let i = 0; i < width; i++) for (let j = i + 1; j < width; j++) data[i * width + j] = MASKED;
+  return tf.tensor4d(data, [1, 1, width, width]);
+}
+
+/** [B, 1, 1, T]: the query at positions[b] may attend to keys 0..positions[b]. */
+export function causalRowMask(positions: number[], width: number): tf.Tensor4D {
+  const data = new Float32Array(positions.length * width);
+  positions.forEach((p, r) => {
+    for (let j = p + 1; j < width; j++) data[r * width + j] = MASKED;
+  });
+  return tf.tensor4d(data, [positions.length, 1, 1, width]);
+}
+
+/** [B, 1, 1, T]: every query may attend to the real tokens of its row, never to padding. */
+export function keyPaddingMask(lengths: number[], width: number): tf.Tensor4D {
+  const data = new Float32Array(lengths.length * width);
+  lengths.forEach((n, r) => {
+    for (let j = n; j < width; j++) data[r * width + j] = MASKED;
+  });
+  return tf.tensor4d(data, [lengths.length, 1, 1, width]);
+}
