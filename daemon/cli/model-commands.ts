@@ -1,0 +1,306 @@
+/** `gptspam train | eval | classify | model check`: the classifier as a command-line tool. */
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, type BackendName } from '../../model/backend.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../model/checkpoint.ts';
+import { GPT2Classifier, toTokenBatch, type ClassifierOptions, type HeadInit, type Pooling, type TrainableLayers } from '../../model/classifier.ts';
+import { SCRATCH_SIZES } from '../../model/config.ts';
+import { readLabeledCsv } from '../../model/dataset.ts';
+import { computeMetrics, formatConfusion } from '../../model/metrics.ts';
+import { renderTrainingCurvesSvg } from '../../model/plot.ts';
+import { SafetensorsFile } from '../../model/safetensors.ts';
+import { decode, encode } from '../../model/tokenizer.ts';
+import { encodeExamples, evaluate, trainClassifier, withFeatures } from '../../model/train.ts';
+import { initGPT2, loadGPT2 } from '../../model/weights.ts';
+import { gptspamHome } from '../home.ts';
+
+const LABEL_NAMES = ['ham', 'spam'];
+
+function int(name: string, min = 1) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
+    return n;
+  };
+}
+function positive(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
+    return n;
+  };
+}
+
+const backendOption = () =>
+  new Option('--backend <name>', 'tensor backend').choices(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']).default('auto');
+
+function defaultWeights(): string {
+  return join(gptspamHome(), 'models', 'gpt2-124M', 'model.safetensors');
+}
+
+function labelNames(numClasses: number): string[] {
+  return numClasses === 2 ? LABEL_NAMES : Array.from({ length: numClasses }, (_, i) => `class ${i}`);
+}
+
+function addClassifierOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--pooling <kind>', 'position the head reads').choices(['last_real', 'last', 'first']).default('last_real'))
+    .option('--no-causal-mask', 'bidirectional attention (padding keys masked): the chapter\'s experiment');
+}
+
+export function registerModelCommands(program: Command, modelCommand: Command): void {
+  addClassifierOptions(
+    program
+      .command('train')
+      .description('fine-tune GPT-2 as a classifier on train/validation/test CSV files (columns Label, Text)')
+      .option('--data <dir>', 'folder with train.csv, validation.csv, test.csv (from `gptspam data sms`)')
+      .option('--weights <file>', 'pretrained GPT-2 model.safetensors (default: the one `gptspam model fetch` installed)')
+      .option('--scratch', 'train the GPT-2 architecture from random weights, all layers (no pretrained weights needed)')
+      .addOption(new Option('--size <size>', 'architecture for --scratch').choices(Object.keys(SCRATCH_SIZES)).default('tiny'))
+      .addOption(new Option('--layers <which>', 'what is trained').choices(['last_block', 'last_layer', 'all', 'lora']).default('last_block'))
+      .option('--lora-rank <n>', 'LoRA rank', int('--lora-rank'), 16)
+      .option('--lora-alpha <x>', 'LoRA alpha (update = alpha · x·A·B, as the book)', positive('--lora-alpha'), 16)
+      .option('--epochs <n>', 'epochs', int('--epochs'), 5)
+      .option('--batch-size <n>', 'batch size', int('--batch-size'), 8)
+      .option('--lr <x>', 'AdamW learning rate', positive('--lr'), 5e-5)
+      .option('--weight-decay <x>', 'AdamW weight decay', Number, 0.1)
+      .option('--max-tokens <n>', 'truncate texts to this many tokens (default: the longest training text)', int('--max-tokens'))
+      .option('--eval-every <n>', 'evaluate losses every n steps', int('--eval-every'), 50)
+      .option('--seed <n>', 'random seed', int('--seed', 0), 123)
+      .option('--out <dir>', 'output folder (default: <home>/runs/<time>)')
+      .addOption(backendOption()),
+  ).action(train);
+
+  program
+    .command('eval')
+    .description('accuracy, precision, recall, F1 and confusion matrix of a fine-tuned model on a CSV')
+    .requiredOption('--model <dir>', 'fine-tuned model folder (from `gptspam train`)')
+    .requiredOption('--data <file>', 'CSV with columns Label, Text')
+    .option('--base <file>', 'base model.safetensors, if it moved since training')
+    .option('--batch-size <n>', 'batch size', int('--batch-size'), 8)
+    .option('--json', 'machine-readable output')
+    .addOption(backendOption())
+    .action(evalCommand);
+
+  addClassifierOptions(
+    program
+      .command('classify')
+      .description('label texts given as arguments, or one per line on stdin')
+      .argument('[texts...]')
+      .option('--model <dir>', 'fine-tuned model folder (from `gptspam train`)')
+      .option('--weights <file>', 'a base GPT-2 model.safetensors instead of a fine-tuned model')
+      .option('--head <file>', 'with --weights: a classification head (PyTorch nn.Linear layout: weight [classes, emb], bias [classes])')
+      .option('--max-tokens <n>', 'with --weights: truncation length', int('--max-tokens'))
+      .option('--threshold <p>', 'spam when the spam probability is at least this', Number, 0.5)
+      .option('--json', 'one JSON object per text, with raw logits')
+      .addOption(backendOption()),
+  ).action(classify);
+
+  modelCommand
+    .command('check')
+    .description('sanity check: load GPT-2 and print a greedy continuation of a prompt')
+    .option('--weights <file>', 'model.safetensors', undefined)
+    .option('--prompt <text>', 'prompt', 'Every effort moves you')
+    .option('--tokens <n>', 'tokens to generate', int('--tokens'), 15)
+    .addOption(backendOption())
+    .action(check);
+}
+
+async function useBackend(name: BackendName): Promise<void> {
+  await initBackend(name);
+}
+
+interface TrainFlags {
+  data?: string; weights?: string; scratch?: boolean; size: keyof typeof SCRATCH_SIZES; layers: TrainableLayers;
+  loraRank: number; loraAlpha: number; epochs: number; batchSize: number; lr: number; weightDecay: number;
+  maxTokens?: number; evalEvery: number; seed: number; out?: string; backend: BackendName; pooling: Pooling; causalMask: boolean;
+}
+
+async function train(flags: TrainFlags): Promise<void> {
+  await useBackend(flags.backend);
+  const dataDir = resolve(flags.data ?? join(gptspamHome(), 'data', 'sms'));
+  const [trainRows, valRows, testRows] = await Promise.all(
+    ['train.csv', 'validation.csv', 'test.csv'].map((f) => readLabeledCsv(join(dataDir, f))),
+  );
+  const numClasses = Math.max(2, ...[...trainRows!, ...valRows!, ...testRows!].map((r) => r.label + 1));
+  let layers = flags.layers;
+  let base;
+  if (flags.scratch) {
+    if (layers !== 'all') console.error(`--scratch trains every layer (random weights are no use frozen): using --layers all`);
+    layers = 'all';
+    base = initGPT2(SCRATCH_SIZES[flags.size], flags.seed);
+  } else {
+    const weights = resolve(flags.weights ?? defaultWeights());
+    if (!existsSync(weights)) {
+      throw new Error(`no GPT-2 weights at ${weights}: run "gptspam model fetch --size 124M", pass --weights, or train from random weights with --scratch`);
+    }
+    base = await loadGPT2(weights);
+  }
+  const options: Partial<ClassifierOptions> = {
+    numClasses, layers, pooling: flags.pooling, attention: flags.causalMask ? 'causal' : 'bidirectional',
+    loraRank: flags.loraRank, loraAlpha: flags.loraAlpha, seed: flags.seed,
+  };
+  const clf = new GPT2Classifier(base, options);
+  const maxTokens = Math.min(flags.maxTokens ?? clf.config.nPositions, clf.config.nPositions);
+  const trainSet = encodeExamples(trainRows!, maxTokens);
+  const valSet = encodeExamples(valRows!, maxTokens);
+  const testSet = encodeExamples(testRows!, maxTokens);
+  const out = resolve(flags.out ?? join(gptspamHome(), 'runs', new Date().toISOString().replace(/[:.]/g, '-')));
+  await mkdir(out, { recursive: true });
+  console.error(`training ${layers} of GPT-2 (${base.source}) on ${trainSet.length} examples, ${flags.epochs} epochs → ${out}`);
+
+  const bar = new cliProgress.SingleBar(
+    { format: 'epoch {epoch} |{bar}| {value}/{total} steps | loss {loss} | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 50 },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(Math.floor(trainSet.length / flags.batchSize) * flags.epochs, 0, { epoch: 1, loss: '-' });
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once('SIGINT', onSignal);
+  const result = trainClassifier(clf, trainSet, valSet, {
+    epochs: flags.epochs, batchSize: flags.batchSize, maxTokens, seed: flags.seed, evalEvery: flags.evalEvery,
+    optimizer: { lr: flags.lr, weightDecay: flags.weightDecay },
+    signal: abort.signal,
+    onProgress: (p) => bar.update(p.step, { epoch: p.epoch, loss: p.loss.toFixed(3) }),
+  });
+  process.off('SIGINT', onSignal);
+  bar.stop();
+
+  const evalOpts = { batchSize: flags.batchSize, width: result.maxTokens };
+  const split = (set: typeof trainSet) => {
+    const r = evaluate(clf, set, evalOpts);
+    return { loss: r.loss, ...computeMetrics(set.map((e) => e.label), r.predictions, numClasses) };
+  };
+  const metrics = {
+    backend: tf.getBackend(),
+    base: { source: base.source, hash: base.hash },
+    options: clf.options,
+    training: { epochs: flags.epochs, batchSize: flags.batchSize, lr: flags.lr, weightDecay: flags.weightDecay, seed: flags.seed, maxTokens: result.maxTokens },
+    seconds: result.seconds,
+    steps: result.steps,
+    stopped: result.stopped,
+    bestEpoch: result.bestEpoch,
+    train: split(trainSet),
+    validation: split(valSet),
+    test: split(testSet),
+    history: { evals: result.evals, epochs: result.epochs },
+  };
+  await writeFile(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+  if (result.epochs.length) {
+    const history = result.epochs.map((e) => ({ ...e }));
+    await writeFile(join(out, 'loss.svg'), await renderTrainingCurvesSvg(history, 'loss'));
+    await writeFile(join(out, 'accuracy.svg'), await renderTrainingCurvesSvg(history, 'accuracy'));
+  }
+  await saveCheckpoint(out, clf, { maxTokens: result.maxTokens, labelNames: labelNames(numClasses), extra: { test: metrics.test } });
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  console.log(`best epoch ${result.bestEpoch} of ${result.epochs.length}; ${result.steps} steps in ${result.seconds.toFixed(1)} s on ${tf.getBackend()}`);
+  console.log(`accuracy: train ${pct(metrics.train.accuracy)}, validation ${pct(metrics.validation.accuracy)}, test ${pct(metrics.test.accuracy)}`);
+  console.log(`model, metrics.json and curves written to ${out}`);
+  clf.dispose();
+}
+
+async function evalCommand(flags: { model: string; data: string; base?: string; batchSize: number; json?: boolean; backend: BackendName }): Promise<void> {
+  await useBackend(flags.backend);
+  const { classifier: clf, info } = await loadCheckpoint(resolve(flags.model), { basePath: flags.base });
+  const rows = await readLabeledCsv(resolve(flags.data));
+  const set = encodeExamples(rows, info.maxTokens);
+  const r = evaluate(clf, set, { batchSize: flags.batchSize });
+  const m = computeMetrics(set.map((e) => e.label), r.predictions, clf.options.numClasses);
+  if (flags.json) {
+    console.log(JSON.stringify({ loss: r.loss, ...m }));
+  } else {
+    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+    console.log(`${m.count} examples`);
+    console.log(`accuracy  ${pct(m.accuracy)}\nprecision ${pct(m.precision)}\nrecall    ${pct(m.recall)}\nF1        ${pct(m.f1)}`);
+    console.log(formatConfusion(m.confusion, info.labelNames));
+  }
+  clf.dispose();
+}
+
+async function readStdinLines(): Promise<string[]> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/).filter((l) => l.length > 0);
+}
+
+async function readHead(path: string): Promise<HeadInit> {
+  const f = await SafetensorsFile.open(path);
+  try {
+    return { weight: await f.readFloat32('weight'), bias: await f.readFloat32('bias') };
+  } finally {
+    await f.close();
+  }
+}
+
+async function classify(
+  texts: string[],
+  flags: { model?: string; weights?: string; head?: string; maxTokens?: number; threshold: number; json?: boolean; backend: BackendName; pooling: Pooling; causalMask: boolean },
+): Promise<void> {
+  await useBackend(flags.backend);
+  const inputs = texts.length ? texts : await readStdinLines();
+  let clf: GPT2Classifier;
+  let maxTokens: number;
+  let names = LABEL_NAMES;
+  if (flags.weights) {
+    const head = flags.head ? await readHead(resolve(flags.head)) : undefined;
+    const base = await loadGPT2(resolve(flags.weights));
+    const numClasses = head ? head.bias.length : 2;
+    clf = new GPT2Classifier(base, { numClasses, pooling: flags.pooling, attention: flags.causalMask ? 'causal' : 'bidirectional' }, head);
+    maxTokens = Math.min(flags.maxTokens ?? clf.config.nPositions, clf.config.nPositions);
+    names = labelNames(numClasses);
+  } else {
+    const loaded = await loadCheckpoint(resolve(flags.model ?? join(gptspamHome(), 'model')));
+    clf = loaded.classifier;
+    maxTokens = loaded.info.maxTokens;
+    names = loaded.info.labelNames;
+  }
+  const examples = inputs.map((text) => ({ ids: encode(text, maxTokens), label: 0 }));
+  // One text at a time: each is scored unpadded, exactly as alone.
+  examples.forEach((ex, i) => {
+    const logits = withFeatures(clf, [ex], undefined, (f) => tf.tidy(() => clf.logitsFromFeatures(f).dataSync()));
+    const probs = softmax(Array.from(logits));
+    const spam = names.length === 2 ? probs[1]! : NaN;
+    const label = names.length === 2 ? (spam >= flags.threshold ? names[1]! : names[0]!) : names[probs.indexOf(Math.max(...probs))]!;
+    if (flags.json) console.log(JSON.stringify({ index: i, label, spamProbability: spam, probabilities: probs, logits: Array.from(logits), tokens: ex.ids.length }));
+    else console.log(`${label}\t${Number.isNaN(spam) ? '' : spam.toFixed(4)}\t${oneLine(inputs[i]!)}`);
+  });
+  clf.dispose();
+}
+
+function softmax(xs: number[]): number[] {
+  const m = Math.max(...xs);
+  const e = xs.map((x) => Math.exp(x - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / s);
+}
+
+function oneLine(s: string): string {
+  const flat = s.replace(/\s+/g, ' ');
+  return flat.length > 60 ? `${flat.slice(0, 57)}...` : flat;
+}
+
+async function check(flags: { weights?: string; prompt: string; tokens: number; backend: BackendName }): Promise<void> {
+  await useBackend(flags.backend);
+  const path = resolve(flags.weights ?? defaultWeights());
+  const base = await loadGPT2(path);
+  const clf = new GPT2Classifier(base, { layers: 'last_layer' });
+  const ids = encode(flags.prompt);
+  if (ids.length === 0) throw new Error('--prompt must not be empty');
+  const c = base.config;
+  console.error(`loaded ${path}: ${c.nLayer} layers, ${c.nHead} heads, width ${c.nEmbd}, context ${c.nPositions}, vocabulary ${c.vocabSize}`);
+  for (let i = 0; i < flags.tokens && ids.length < c.nPositions; i++) {
+    const next = tf.tidy(() => {
+      const b = toTokenBatch(Int32Array.from(ids), 1, ids.length, [ids.length]);
+      const h = clf.gpt.finalHiddenAt(clf.gpt.trunk(b, 'causal'), [ids.length - 1], [ids.length], 'causal');
+      return tf.argMax(clf.gpt.lmLogits(h), -1).dataSync()[0]!;
+    });
+    ids.push(next);
+  }
+  console.log(decode(ids));
+  clf.dispose();
+}
+

@@ -1,0 +1,258 @@
+/**
+ * Fine-tuning loop of the chapter (`train_classifier_simple`): AdamW, shuffled batches with the last partial
+ * batch dropped, periodic loss evaluation on train and validation, accuracy after every epoch, and the weights
+ * of the best epoch (by validation accuracy) kept.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
+import { AdamW, type AdamWOptions } from './adamw.ts';
+import { crossEntropy, disposeFeatures, toTokenBatch, type FrozenFeatures, type GPT2Classifier } from './classifier.ts';
+import { trainStep } from './step.ts';
+import { encode, padBatch } from './tokenizer.ts';
+
+export interface LabeledText {
+  text: string;
+  label: number;
+}
+
+export interface EncodedExample {
+  ids: number[];
+  label: number;
+}
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  /** Truncation length in tokens; default: the longest training example (capped by the model's context). */
+  maxTokens?: number;
+  seed: number;
+  /** Evaluate train/validation loss every this many steps (the chapter: 50), on `evalBatches` batches (5). */
+  evalEvery: number;
+  evalBatches: number;
+  optimizer: Partial<AdamWOptions>;
+  onProgress?: (p: TrainProgress) => void;
+  /** Stops after the current step when aborted; the best weights so far are kept. */
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
+  epochs: 5,
+  batchSize: 8,
+  seed: 123,
+  evalEvery: 50,
+  evalBatches: 5,
+  optimizer: {},
+};
+
+export interface TrainProgress {
+  epoch: number;
+  step: number;
+  totalSteps: number;
+  examplesSeen: number;
+  loss: number;
+  elapsedSeconds: number;
+  etaSeconds: number;
+}
+
+export interface EvalPoint {
+  step: number;
+  epoch: number;
+  examplesSeen: number;
+  trainLoss: number;
+  valLoss: number;
+}
+
+export interface EpochPoint {
+  epoch: number;
+  examplesSeen: number;
+  trainLoss: number;
+  valLoss: number;
+  trainAcc: number;
+  valAcc: number;
+}
+
+export interface TrainResult {
+  evals: EvalPoint[];
+  epochs: EpochPoint[];
+  bestEpoch: number;
+  bestValAcc: number;
+  maxTokens: number;
+  steps: number;
+  seconds: number;
+  stopped: boolean;
+}
+
+/** Encodes texts once, truncated to `maxTokens`. */
+export function encodeExamples(data: LabeledText[], maxTokens: number): EncodedExample[] {
+  return data.map((d) => ({ ids: encode(d.text, maxTokens), label: d.label }));
+}
+
+/** The chapter's padding: every batch padded to one width (the longest training example). */
+export function padWidthFor(clf: GPT2Classifier, examples: EncodedExample[], maxTokens: number): number {
+  return Math.min(maxTokens, clf.config.nPositions, Math.max(1, ...examples.map((e) => e.ids.length)));
+}
+
+/**
+ * Runs `fn` on the frozen features of `examples` padded to `width` (or to their own longest), then frees them.
+ */
+export function withFeatures<T>(
+  clf: GPT2Classifier,
+  examples: EncodedExample[],
+  width: number | undefined,
+  fn: (features: FrozenFeatures) => T,
+): T {
+  const padded = padBatch(examples.map((e) => e.ids), width);
+  const batch = toTokenBatch(padded.ids, padded.rows, padded.width, padded.lengths);
+  const features = clf.frozenFeatures(batch);
+  try {
+    return fn(features);
+  } finally {
+    disposeFeatures(features);
+    batch.ids.dispose();
+  }
+}
+
+/** Splits into batches of `size`; `dropLast` drops a final partial batch (training, as the chapter). */
+export function batches<T>(items: T[], size: number, dropLast: boolean): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) {
+    const b = items.slice(i, i + size);
+    if (b.length < size && dropLast) break;
+    out.push(b);
+  }
+  return out;
+}
+
+export function shuffled<T>(items: T[], rng: () => number): T[] {
+  const a = items.slice();
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  predictions: number[];
+  /** Softmax probabilities per example, [n][classes]. */
+  probabilities: number[][];
+}
+
+/** Loss, accuracy and predictions over examples (or over their first `maxBatches` batches). */
+export function evaluate(
+  clf: GPT2Classifier,
+  examples: EncodedExample[],
+  opts: { batchSize: number; width?: number; maxBatches?: number },
+): EvalResult {
+  let lossSum = 0;
+  let correct = 0;
+  let n = 0;
+  const predictions: number[] = [];
+  const probabilities: number[][] = [];
+  const list = batches(examples, opts.batchSize, false).slice(0, opts.maxBatches ?? Infinity);
+  for (const b of list) {
+    const labels = b.map((e) => e.label);
+    const [loss, probs] = withFeatures(clf, b, opts.width, (features) =>
+      tf.tidy(() => {
+        const logits = clf.logitsFromFeatures(features);
+        return [crossEntropy(logits, labels).dataSync()[0]!, tf.softmax(logits).arraySync() as number[][]] as const;
+      }),
+    );
+    lossSum += loss * b.length;
+    probs.forEach((p, i) => {
+      const pred = p.indexOf(Math.max(...p));
+      predictions.push(pred);
+      probabilities.push(p);
+      if (pred === labels[i]) correct++;
+    });
+    n += b.length;
+  }
+  return { loss: n ? lossSum / n : NaN, accuracy: n ? correct / n : NaN, predictions, probabilities };
+}
+
+/** Fine-tunes the classifier in place; on return it holds the weights of the best epoch. */
+export function trainClassifier(
+  clf: GPT2Classifier,
+  train: EncodedExample[],
+  validation: EncodedExample[],
+  options: Partial<TrainOptions> = {},
+): TrainResult {
+  const opts = { ...DEFAULT_TRAIN_OPTIONS, ...options };
+  if (train.length < opts.batchSize) {
+    throw new Error(`training needs at least one full batch: ${train.length} examples < batch size ${opts.batchSize}`);
+  }
+  for (const e of [...train, ...validation]) {
+    if (!Number.isInteger(e.label) || e.label < 0 || e.label >= clf.options.numClasses) {
+      throw new Error(`label ${e.label} is outside 0..${clf.options.numClasses - 1}`);
+    }
+  }
+  const maxTokens = opts.maxTokens ?? clf.config.nPositions;
+  const width = padWidthFor(clf, train, maxTokens);
+  const vars = clf.trainableVariables();
+  const optimizer = new AdamW(vars, opts.optimizer);
+  const rng = seedrandom(String(opts.seed));
+  const stepsPerEpoch = Math.floor(train.length / opts.batchSize);
+  const totalSteps = stepsPerEpoch * opts.epochs;
+  const start = performance.now();
+  const evals: EvalPoint[] = [];
+  const epochs: EpochPoint[] = [];
+  let best = { epoch: 0, acc: -1, state: new Map<string, tf.Tensor>() };
+  let step = 0;
+  let examplesSeen = 0;
+  let stopped = false;
+  const evalOpts = { batchSize: opts.batchSize, width, maxBatches: opts.evalBatches };
+
+  for (let epoch = 1; epoch <= opts.epochs && !stopped; epoch++) {
+    let lastLoss = NaN;
+    for (const b of batches(shuffled(train, rng), opts.batchSize, true)) {
+      if (opts.signal?.aborted) {
+        stopped = true;
+        break;
+      }
+      const labels = b.map((e) => e.label);
+      lastLoss = withFeatures(clf, b, width, (features) => trainStep(clf, optimizer, features, labels));
+      step++;
+      examplesSeen += b.length;
+      if (step % opts.evalEvery === 0) {
+        evals.push({
+          step,
+          epoch,
+          examplesSeen,
+          trainLoss: evaluate(clf, train, evalOpts).loss,
+          valLoss: evaluate(clf, validation, evalOpts).loss,
+        });
+      }
+      const elapsed = (performance.now() - start) / 1000;
+      opts.onProgress?.({
+        epoch, step, totalSteps, examplesSeen, loss: lastLoss,
+        elapsedSeconds: elapsed,
+        etaSeconds: (elapsed / step) * (totalSteps - step),
+      });
+    }
+    if (stopped && epoch === 1 && step === 0) break;
+    const trainEval = evaluate(clf, train, evalOpts);
+    const valEval = evaluate(clf, validation, { batchSize: opts.batchSize, width });
+    epochs.push({ epoch, examplesSeen, trainLoss: trainEval.loss, valLoss: valEval.loss, trainAcc: trainEval.accuracy, valAcc: valEval.accuracy });
+    if (valEval.accuracy > best.acc || validation.length === 0) {
+      for (const t of best.state.values()) t.dispose();
+      best = { epoch, acc: valEval.accuracy, state: new Map([...vars].map(([n, v]) => [n, tf.clone(v)])) };
+    }
+  }
+  // Restore the best epoch's weights.
+  for (const [name, t] of best.state) {
+    vars.get(name)!.assign(t);
+    t.dispose();
+  }
+  optimizer.dispose();
+  return {
+    evals, epochs,
+    bestEpoch: best.epoch,
+    bestValAcc: best.acc,
+    maxTokens: width,
+    steps: step,
+    seconds: (performance.now() - start) / 1000,
+    stopped,
+  };
+}
