@@ -166,7 +166,8 @@ function toFloat32(path: string, info: TensorInfo, bytes: Buffer): Float32Array 
   }
 }
 
-function halfToFloat(h: number): number {
+/** IEEE-754 binary16 → number. */
+export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
   const frac = h & 0x3ff;

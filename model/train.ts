@@ -6,9 +6,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { AdamW, type AdamWOptions } from './adamw.ts';
-import { crossEntropy, disposeFeatures, toTokenBatch, type FrozenFeatures, type GPT2Classifier } from './classifier.ts';
+import { crossEntropy, disposeFeatures, type FrozenFeatures, type GPT2Classifier } from './classifier.ts';
+import { CachedFeatures, DirectFeatures, type FeatureProvider } from './features.ts';
 import { trainStep } from './step.ts';
-import { encode, padBatch } from './tokenizer.ts';
+import { encode } from './tokenizer.ts';
+import { TrunkCache } from './trunk-cache.ts';
 
 export interface LabeledText {
   text: string;
@@ -31,6 +33,8 @@ export interface TrainOptions {
   evalBatches: number;
   optimizer: Partial<AdamWOptions>;
   onProgress?: (p: TrainProgress) => void;
+  /** Where frozen features come from (default: `defaultFeatures`, i.e. a trunk cache when the trunk is frozen). */
+  features?: FeatureProvider;
   /** Stops after the current step when aborted; the best weights so far are kept. */
   signal?: AbortSignal;
 }
@@ -87,28 +91,30 @@ export function encodeExamples(data: LabeledText[], maxTokens: number): EncodedE
   return data.map((d) => ({ ids: encode(d.text, maxTokens), label: d.label }));
 }
 
-/** The chapter's padding: every batch padded to one width (the longest training example). */
+/** The chapter's padding width: the longest training example (capped by truncation and the model's context). */
 export function padWidthFor(clf: GPT2Classifier, examples: EncodedExample[], maxTokens: number): number {
   return Math.min(maxTokens, clf.config.nPositions, Math.max(1, ...examples.map((e) => e.ids.length)));
 }
 
 /**
- * Runs `fn` on the frozen features of `examples` padded to `width` (or to their own longest), then frees them.
+ * The default feature source: with a frozen trunk, a trunk cache (each message's frozen part computed once);
+ * otherwise the full network every batch. Only `last` pooling reads a padding position, so only it needs the
+ * chapter's fixed width; every other pooling pads each batch to its own longest message, which is exact.
  */
-export function withFeatures<T>(
-  clf: GPT2Classifier,
-  examples: EncodedExample[],
-  width: number | undefined,
-  fn: (features: FrozenFeatures) => T,
-): T {
-  const padded = padBatch(examples.map((e) => e.ids), width);
-  const batch = toTokenBatch(padded.ids, padded.rows, padded.width, padded.lengths);
-  const features = clf.frozenFeatures(batch);
+export function defaultFeatures(clf: GPT2Classifier, width: number, cache?: TrunkCache): FeatureProvider {
+  const fixed = clf.options.pooling === 'last' ? width : undefined;
+  const frozenTrunk = clf.options.layers === 'last_block' || clf.options.layers === 'last_layer';
+  return frozenTrunk ? new CachedFeatures(clf, cache ?? new TrunkCache(), fixed) : new DirectFeatures(clf, fixed);
+}
+
+/** Runs `fn` on a batch's frozen features, then frees them. */
+export function withFeatures<T>(provider: FeatureProvider, examples: EncodedExample[], fn: (features: FrozenFeatures) => T): T {
+  const features = provider.features(examples);
   try {
     return fn(features);
   } finally {
     disposeFeatures(features);
-    batch.ids.dispose();
+    if (features.kind === 'tokens') features.batch.ids.dispose();
   }
 }
 
@@ -144,7 +150,7 @@ export interface EvalResult {
 export function evaluate(
   clf: GPT2Classifier,
   examples: EncodedExample[],
-  opts: { batchSize: number; width?: number; maxBatches?: number },
+  opts: { batchSize: number; features: FeatureProvider; maxBatches?: number },
 ): EvalResult {
   let lossSum = 0;
   let correct = 0;
@@ -154,7 +160,7 @@ export function evaluate(
   const list = batches(examples, opts.batchSize, false).slice(0, opts.maxBatches ?? Infinity);
   for (const b of list) {
     const labels = b.map((e) => e.label);
-    const [loss, probs] = withFeatures(clf, b, opts.width, (features) =>
+    const [loss, probs] = withFeatures(opts.features, b, (features) =>
       tf.tidy(() => {
         const logits = clf.logitsFromFeatures(features);
         return [crossEntropy(logits, labels).dataSync()[0]!, tf.softmax(logits).arraySync() as number[][]] as const;
@@ -202,7 +208,8 @@ export function trainClassifier(
   let step = 0;
   let examplesSeen = 0;
   let stopped = false;
-  const evalOpts = { batchSize: opts.batchSize, width, maxBatches: opts.evalBatches };
+  const features = opts.features ?? defaultFeatures(clf, width);
+  const evalOpts = { batchSize: opts.batchSize, features, maxBatches: opts.evalBatches };
 
   for (let epoch = 1; epoch <= opts.epochs && !stopped; epoch++) {
     let lastLoss = NaN;
@@ -212,7 +219,7 @@ export function trainClassifier(
         break;
       }
       const labels = b.map((e) => e.label);
-      lastLoss = withFeatures(clf, b, width, (features) => trainStep(clf, optimizer, features, labels));
+      lastLoss = withFeatures(features, b, (f) => trainStep(clf, optimizer, f, labels));
       step++;
       examplesSeen += b.length;
       if (step % opts.evalEvery === 0) {
@@ -233,7 +240,7 @@ export function trainClassifier(
     }
     if (stopped && epoch === 1 && step === 0) break;
     const trainEval = evaluate(clf, train, evalOpts);
-    const valEval = evaluate(clf, validation, { batchSize: opts.batchSize, width });
+    const valEval = evaluate(clf, validation, { batchSize: opts.batchSize, features });
     epochs.push({ epoch, examplesSeen, trainLoss: trainEval.loss, valLoss: valEval.loss, trainAcc: trainEval.accuracy, valAcc: valEval.accuracy });
     if (valEval.accuracy > best.acc || validation.length === 0) {
       for (const t of best.state.values()) t.dispose();

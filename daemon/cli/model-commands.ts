@@ -14,7 +14,8 @@ import { computeMetrics, formatConfusion } from '../../model/metrics.ts';
 import { renderTrainingCurvesSvg } from '../../model/plot.ts';
 import { SafetensorsFile } from '../../model/safetensors.ts';
 import { decode, encode } from '../../model/tokenizer.ts';
-import { encodeExamples, evaluate, trainClassifier, withFeatures } from '../../model/train.ts';
+import { DirectFeatures } from '../../model/features.ts';
+import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier, withFeatures } from '../../model/train.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { gptspamHome } from '../home.ts';
 
@@ -161,7 +162,9 @@ async function train(flags: TrainFlags): Promise<void> {
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once('SIGINT', onSignal);
+  const features = defaultFeatures(clf, padWidthFor(clf, trainSet, maxTokens));
   const result = trainClassifier(clf, trainSet, valSet, {
+    features,
     epochs: flags.epochs, batchSize: flags.batchSize, maxTokens, seed: flags.seed, evalEvery: flags.evalEvery,
     optimizer: { lr: flags.lr, weightDecay: flags.weightDecay },
     signal: abort.signal,
@@ -170,7 +173,7 @@ async function train(flags: TrainFlags): Promise<void> {
   process.off('SIGINT', onSignal);
   bar.stop();
 
-  const evalOpts = { batchSize: flags.batchSize, width: result.maxTokens };
+  const evalOpts = { batchSize: flags.batchSize, features };
   const split = (set: typeof trainSet) => {
     const r = evaluate(clf, set, evalOpts);
     return { loss: r.loss, ...computeMetrics(set.map((e) => e.label), r.predictions, numClasses) };
@@ -208,7 +211,7 @@ async function evalCommand(flags: { model: string; data: string; base?: string; 
   const { classifier: clf, info } = await loadCheckpoint(resolve(flags.model), { basePath: flags.base });
   const rows = await readLabeledCsv(resolve(flags.data));
   const set = encodeExamples(rows, info.maxTokens);
-  const r = evaluate(clf, set, { batchSize: flags.batchSize });
+  const r = evaluate(clf, set, { batchSize: flags.batchSize, features: defaultFeatures(clf, info.maxTokens) });
   const m = computeMetrics(set.map((e) => e.label), r.predictions, clf.options.numClasses);
   if (flags.json) {
     console.log(JSON.stringify({ loss: r.loss, ...m }));
@@ -259,9 +262,10 @@ async function classify(
     names = loaded.info.labelNames;
   }
   const examples = inputs.map((text) => ({ ids: encode(text, maxTokens), label: 0 }));
-  // One text at a time: each is scored unpadded, exactly as alone.
+  // One text at a time, unpadded (only `last` pooling pads, to the training width, as the chapter).
+  const direct = new DirectFeatures(clf, clf.options.pooling === 'last' ? maxTokens : undefined);
   examples.forEach((ex, i) => {
-    const logits = withFeatures(clf, [ex], undefined, (f) => tf.tidy(() => clf.logitsFromFeatures(f).dataSync()));
+    const logits = withFeatures(direct, [ex], (f) => tf.tidy(() => clf.logitsFromFeatures(f).dataSync() as Float32Array));
     const probs = softmax(Array.from(logits));
     const spam = names.length === 2 ? probs[1]! : NaN;
     const label = names.length === 2 ? (spam >= flags.threshold ? names[1]! : names[0]!) : names[probs.indexOf(Math.max(...probs))]!;

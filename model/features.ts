@@ -1,0 +1,129 @@
+/**
+ * Where a batch's frozen features come from.
+ *
+ * - `DirectFeatures` runs the frozen part of the network for every batch (the chapter's way).
+ * - `CachedFeatures` runs it once per distinct message and keeps the result in a `TrunkCache`: every later
+ *   epoch, evaluation and re-fine-tuning reads the cache and only runs the trainable part.
+ *
+ * Both give identical numbers: the frozen part of a message does not depend on the other messages of its batch,
+ * and padding positions are either masked or (for `last` pooling) stored with the message.
+ */
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs-core';
+import { disposeFeatures, toTokenBatch, type FrozenFeatures, type GPT2Classifier } from './classifier.ts';
+import { padBatch } from './tokenizer.ts';
+import type { TrunkCache } from './trunk-cache.ts';
+
+export interface Example {
+  ids: number[];
+  label: number;
+}
+
+export interface FeatureProvider {
+  /** Frozen features of a batch; the caller disposes them with `disposeFeatures`. */
+  features(examples: Example[]): FrozenFeatures;
+}
+
+/** Runs the frozen part for each batch, padded to `width` (or to the batch's own longest when undefined). */
+export class DirectFeatures implements FeatureProvider {
+  constructor(
+    private readonly clf: GPT2Classifier,
+    private readonly width?: number,
+  ) {}
+
+  features(examples: Example[]): FrozenFeatures {
+    const padded = padBatch(examples.map((e) => e.ids), this.width);
+    const batch = toTokenBatch(padded.ids, padded.rows, padded.width, padded.lengths);
+    const f = this.clf.frozenFeatures(batch);
+    // 'tokens' features keep the id tensor; the others no longer need it.
+    if (f.kind !== 'tokens') batch.ids.dispose();
+    return f;
+  }
+}
+
+/** What the cache holds for one message: rows × E floats (rows = stored positions, or 1 for a pooled vector). */
+export interface CachedEntry {
+  rows: number;
+  data: Float32Array;
+}
+
+/**
+ * Serves frozen features from a TrunkCache, computing (in length-sorted batches) only what is missing.
+ * `width` is the fixed padding width for `last` pooling, which reads a padding position; other poolings never
+ * see padding and use each batch's own longest message.
+ */
+export class CachedFeatures implements FeatureProvider {
+  readonly namespace: string;
+
+  constructor(
+    private readonly clf: GPT2Classifier,
+    private readonly cache: TrunkCache,
+    private readonly width?: number,
+    private readonly trunkBatchSize = 16,
+  ) {
+    if (clf.options.layers !== 'last_block' && clf.options.layers !== 'last_layer') {
+      throw new Error(`the trunk cache needs a frozen trunk (--layers last_block or last_layer), not ${clf.options.layers}`);
+    }
+    if (clf.options.pooling === 'last' && width === undefined) throw new Error('last pooling needs a fixed padding width');
+    const o = clf.options;
+    // Everything that changes the frozen activations is part of the key: base weights, trained part, pooling, attention, width.
+    this.namespace = [clf.base.hash, clf.config.nLayer, o.layers, o.attention, o.pooling === 'last' ? `last@${width}` : 'real'].join('|');
+  }
+
+  private key(e: Example): string {
+    const h = createHash('sha256').update(this.namespace).update(new Uint8Array(Int32Array.from(e.ids).buffer));
+    return h.digest('hex');
+  }
+
+  /** Computes and stores the features of every example not yet in the cache. Returns how many were computed. */
+  warm(examples: Example[]): number {
+    const missing = new Map<string, Example>();
+    for (const e of examples) {
+      const k = this.key(e);
+      if (!this.cache.has(k)) missing.set(k, e);
+    }
+    // Sort by length so each trunk batch pads little.
+    const todo = [...missing].sort((a, b) => a[1].ids.length - b[1].ids.length);
+    for (let i = 0; i < todo.length; i += this.trunkBatchSize) {
+      const chunk = todo.slice(i, i + this.trunkBatchSize);
+      const direct = new DirectFeatures(this.clf, this.width);
+      const f = direct.features(chunk.map(([, e]) => e));
+      try {
+        chunk.forEach(([k, e], r) => this.cache.set(k, this.extract(f, r, e)));
+      } finally {
+        disposeFeatures(f);
+      }
+    }
+    return todo.length;
+  }
+
+  private extract(f: FrozenFeatures, row: number, e: Example): CachedEntry {
+    if (f.kind === 'pooled-hidden') {
+      const dim = f.h.shape[1];
+      return { rows: 1, data: f.h.dataSync().slice(row * dim, (row + 1) * dim) as Float32Array };
+    }
+    if (f.kind !== 'block-input') throw new Error('unexpected feature kind');
+    const [, width, dim] = f.x.shape;
+    // Keep only what the pooled position can read: its real tokens (or the fixed width for `last` pooling).
+    const rows = this.clf.options.pooling === 'last' ? width : Math.max(1, Math.min(e.ids.length, width));
+    const all = f.x.dataSync();
+    return { rows, data: all.slice(row * width * dim, (row * width + rows) * dim) as Float32Array };
+  }
+
+  features(examples: Example[]): FrozenFeatures {
+    this.warm(examples);
+    const entries = examples.map((e) => this.cache.get(this.key(e))!);
+    const dim = this.clf.config.nEmbd;
+    if (this.clf.options.layers === 'last_layer') {
+      const data = new Float32Array(examples.length * dim);
+      entries.forEach((en, r) => data.set(en.data, r * dim));
+      return { kind: 'pooled-hidden', h: tf.tensor2d(data, [examples.length, dim]) };
+    }
+    const width = Math.max(...entries.map((en) => en.rows));
+    const data = new Float32Array(examples.length * width * dim);
+    entries.forEach((en, r) => data.set(en.data, r * width * dim));
+    const lengths = examples.map((e, r) => Math.min(Math.max(1, e.ids.length), entries[r]!.rows));
+    const positions = this.clf.poolPositions(lengths, width);
+    return { kind: 'block-input', x: tf.tensor3d(data, [examples.length, width, dim]), positions, lengths };
+  }
+}
