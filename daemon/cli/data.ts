@@ -1,0 +1,54 @@
+/** `gptspam data sms`: download (or take) the UCI SMS Spam Collection and prepare the chapter's train/validation/test CSVs. */
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { downloadSmsCollection, prepareSmsDataset, SMS_COLLECTION_URL } from '../../model/dataset.ts';
+import { gptspamHome } from '../home.ts';
+
+/** Where commands print; tests pass their own streams. */
+export interface CliStreams {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+interface SmsFlags {
+  from?: string;
+  url?: string;
+  out?: string;
+  seed: number;
+}
+
+function seedArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('--seed must be a non-negative integer');
+  return n;
+}
+
+export function registerDataCommands(program: Command, io: CliStreams = { stdout: process.stdout, stderr: process.stderr }): void {
+  const data = program.command('data').description('prepare training data');
+  data
+    .command('sms')
+    .description('the SMS Spam Collection, balanced and split 70/10/20 into train.csv, validation.csv, test.csv (chapter 6)')
+    .option('--from <file>', 'use this raw SMSSpamCollection file (label<TAB>text) instead of downloading')
+    .addOption(new Option('--url <url>', `download the UCI zip from here (default: ${SMS_COLLECTION_URL})`).conflicts('from'))
+    .option('--out <dir>', 'output folder (default: <home>/data/sms)')
+    .option('--seed <n>', 'random seed for undersampling and shuffling', seedArg, 123)
+    .action(async (flags: SmsFlags) => {
+      const outDir = resolve(flags.out ?? join(gptspamHome(), 'data', 'sms'));
+      let rawPath: string;
+      if (flags.from !== undefined) {
+        rawPath = resolve(flags.from);
+      } else {
+        const url = flags.url ?? SMS_COLLECTION_URL;
+        io.stderr.write(`Downloading the SMS Spam Collection from ${url}\n`);
+        const got = await downloadSmsCollection({ url, destDir: outDir });
+        rawPath = got.path;
+        io.stderr.write(`Saved ${got.path} (${got.messages} messages; not verified: UCI publishes no checksum)\n`);
+      }
+      const c = await prepareSmsDataset({ rawPath, outDir, seed: flags.seed });
+      io.stdout.write(
+        `${c.raw.total} messages (${c.raw.ham} ham, ${c.raw.spam} spam) → balanced ${c.balanced} → ` +
+          `train ${c.train}, validation ${c.validation}, test ${c.test} (seed ${flags.seed})\n` +
+          `Wrote ${c.files.train}\n      ${c.files.validation}\n      ${c.files.test}\n`,
+      );
+    });
+}

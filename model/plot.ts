@@ -1,0 +1,85 @@
+/**
+ * Training curves as SVG, like the chapter's plots: training vs validation per epoch, and the same against the number
+ * of examples seen. Rendered headless (vega-lite → vega, `renderer: 'none'`), so no browser or canvas is involved.
+ */
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+
+export interface HistoryPoint {
+  epoch: number;
+  examplesSeen: number;
+  trainLoss: number;
+  valLoss: number;
+  trainAcc?: number;
+  valAcc?: number;
+}
+
+export type CurveMetric = 'loss' | 'accuracy';
+
+interface Sample {
+  epoch: number;
+  examplesSeen: number;
+  series: string;
+  value: number;
+}
+
+const NAMES: Record<CurveMetric, { heading: string; title: string; train: string; val: string }> = {
+  loss: { heading: 'Training and validation loss', title: 'Loss', train: 'Training loss', val: 'Validation loss' },
+  accuracy: { heading: 'Training and validation accuracy', title: 'Accuracy', train: 'Training accuracy', val: 'Validation accuracy' },
+};
+
+/** Render `metric` from `history` as an SVG document with two panels (over epochs, over examples seen). */
+export async function renderTrainingCurvesSvg(history: readonly HistoryPoint[], metric: CurveMetric): Promise<string> {
+  const names = NAMES[metric];
+  if (names === undefined) throw new Error(`unknown metric "${String(metric)}"; expected "loss" or "accuracy"`);
+  const values = toSamples(history, metric);
+
+  const panel = (field: 'epoch' | 'examplesSeen', title: string) => ({
+    width: 320,
+    height: 220,
+    mark: { type: 'line' as const, point: true },
+    encoding: {
+      x: { field, type: 'quantitative' as const, title },
+      y: { field: 'value', type: 'quantitative' as const, title: names.title, scale: { zero: false } },
+      color: { field: 'series', type: 'nominal' as const, title: null, sort: [names.train, names.val] },
+      // Validation dashed as in the book's figures; the colour legend alone names the series (points would not merge).
+      strokeDash: { field: 'series', type: 'nominal' as const, sort: [names.train, names.val], legend: null },
+    },
+  });
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: names.heading,
+    data: { values },
+    hconcat: [panel('epoch', 'Epochs'), panel('examplesSeen', 'Examples seen')],
+    config: { background: 'white' },
+  };
+
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Long-form rows (one per point and series) after checking every value the plot will use. */
+function toSamples(history: readonly HistoryPoint[], metric: CurveMetric): Sample[] {
+  if (!Array.isArray(history) || history.length === 0) throw new Error('training history is empty: nothing to plot');
+  const names = NAMES[metric];
+  const [trainKey, valKey] = metric === 'loss' ? (['trainLoss', 'valLoss'] as const) : (['trainAcc', 'valAcc'] as const);
+  const samples: Sample[] = [];
+  history.forEach((p, i) => {
+    const train = p[trainKey];
+    const val = p[valKey];
+    // Accuracy is often measured only at epoch ends while loss is measured more often: skip points without it.
+    if (metric === 'accuracy' && (train === undefined || val === undefined)) return;
+    for (const key of ['epoch', 'examplesSeen', trainKey, valKey] as const) {
+      const v = p[key];
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training history[${i}].${key} is not a finite number (${String(v)})`);
+    }
+    samples.push({ epoch: p.epoch, examplesSeen: p.examplesSeen, series: names.train, value: train! });
+    samples.push({ epoch: p.epoch, examplesSeen: p.examplesSeen, series: names.val, value: val! });
+  });
+  if (samples.length === 0) throw new Error(`training history has no ${metric} values (${trainKey}/${valKey}) to plot`);
+  return samples;
+}
