@@ -47,6 +47,8 @@ export interface DownloadOptions {
   headers?: Record<string, string>;
   /** Times a dropped connection or a 5xx is retried, resuming where it stopped (default 5). */
   retries?: number;
+  /** A connection that delivers nothing for this long is dropped and resumed (default 60 000 ms). */
+  stallTimeoutMs?: number;
 }
 
 export interface DownloadResult {
@@ -119,65 +121,88 @@ interface Attempt {
 /** One HTTP request: resume or restart the part file, stream the body into it, hash everything it holds. */
 async function attemptDownload(opts: DownloadOptions, part: string, started: (resumeFrom: number) => void): Promise<Attempt> {
   const offset = await fileSize(part);
-  // identity: a transparently decompressed body would make byte offsets (and so Range resumes) meaningless.
-  const headers: Record<string, string> = { 'accept-encoding': 'identity', ...opts.headers };
-  if (offset > 0) headers.range = `bytes=${offset}-`;
-  const res = await fetch(opts.url, { headers, signal: opts.signal, redirect: 'follow' });
+  // Hash the kept prefix before asking, so a multi-gigabyte re-read does not leave the new connection idle.
+  const prefixHash = createHash('sha256');
+  if (offset > 0) await hashInto(part, prefixHash, offset);
 
-  if (res.status === 416 && offset > 0) {
-    await res.body?.cancel();
-    // "Range not satisfiable": the part file may already hold the whole file (the rename was all that was missing).
-    const total = parseUnsatisfiedRange(res.headers.get('content-range'));
-    if (total === offset) {
-      started(offset);
-      return { sha256: await hashFile(part, createHash('sha256'), offset), bytes: offset };
-    }
-    await rm(part, { force: true });
-    throw new DownloadError(`the partial file ${part} does not match the file on the server; starting over`, true);
-  }
-  if (!res.ok) {
-    await res.body?.cancel();
-    const where = res.url && res.url !== opts.url ? `${opts.url} (redirected to ${res.url})` : opts.url;
-    throw new DownloadError(
-      `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''} for ${where}`,
-      res.status >= 500 || res.status === 429,
-      res.status,
-    );
-  }
+  // A connection can stall without closing; abort it after a quiet spell so the retry loop can resume.
+  const stallMs = opts.stallTimeoutMs ?? 60_000;
+  const stall = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stall.signal]) : stall.signal;
+  let timer: NodeJS.Timeout | undefined;
+  const rearm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => stall.abort(), stallMs);
+  };
+  rearm();
+  try {
+    // identity: a transparently decompressed body would make byte offsets (and so Range resumes) meaningless.
+    const headers: Record<string, string> = { 'accept-encoding': 'identity', ...opts.headers };
+    if (offset > 0) headers.range = `bytes=${offset}-`;
+    const res = await fetch(opts.url, { headers, signal, redirect: 'follow' });
 
-  let resumeFrom = 0;
-  let total = parseLength(res.headers.get('content-length'));
-  if (res.status === 206) {
-    const range = parseContentRange(res.headers.get('content-range'));
-    if (range === undefined || range.start !== offset) {
+    if (res.status === 416 && offset > 0) {
       await res.body?.cancel();
+      // "Range not satisfiable": the part file may already hold the whole file (the rename was all that was missing).
+      const total = parseUnsatisfiedRange(res.headers.get('content-range'));
+      if (total === offset) {
+        started(offset);
+        return { sha256: prefixHash.digest('hex'), bytes: offset };
+      }
       await rm(part, { force: true });
-      throw new DownloadError(`server answered Range bytes=${offset}- with ${res.headers.get('content-range') ?? 'no Content-Range'}; starting over`, true);
+      throw new DownloadError(`the partial file ${part} does not match the file on the server; starting over`, true);
     }
-    resumeFrom = offset;
-    total = range.total;
-  }
-  // Otherwise (200) the server sent the whole file, even if we asked for a range: the part file is rewritten.
-  started(resumeFrom);
+    if (!res.ok) {
+      await res.body?.cancel();
+      const where = res.url && res.url !== opts.url ? `${opts.url} (redirected to ${res.url})` : opts.url;
+      throw new DownloadError(
+        `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''} for ${where}`,
+        res.status >= 500 || res.status === 429,
+        res.status,
+      );
+    }
 
-  const hash = createHash('sha256');
-  if (resumeFrom > 0) await hashInto(part, hash, resumeFrom);
-  let received = resumeFrom;
-  opts.onProgress?.(received, total);
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      received += chunk.length;
-      opts.onProgress?.(received, total);
-      callback(null, chunk);
-    },
-  });
-  const body = res.body ?? emptyBody();
-  await pipeline(body, counter, createWriteStream(part, { flags: resumeFrom > 0 ? 'a' : 'w' }), { signal: opts.signal });
-  if (total !== undefined && received !== total) {
-    throw new DownloadError(`connection ended after ${received} of ${total} bytes`, true);
+    let resumeFrom = 0;
+    let total = parseLength(res.headers.get('content-length'));
+    if (res.status === 206) {
+      const range = parseContentRange(res.headers.get('content-range'));
+      if (range === undefined || range.start !== offset) {
+        await res.body?.cancel();
+        await rm(part, { force: true });
+        throw new DownloadError(`server answered Range bytes=${offset}- with ${res.headers.get('content-range') ?? 'no Content-Range'}; starting over`, true);
+      }
+      resumeFrom = offset;
+      total = range.total;
+    }
+    // Otherwise (200) the server sent the whole file, even if we asked for a range: the part file is rewritten.
+    started(resumeFrom);
+
+    const hash = resumeFrom > 0 ? prefixHash : createHash('sha256');
+    let received = resumeFrom;
+    opts.onProgress?.(received, total);
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        rearm();
+        hash.update(chunk);
+        received += chunk.length;
+        opts.onProgress?.(received, total);
+        callback(null, chunk);
+      },
+    });
+    const body = res.body ?? emptyBody();
+    await pipeline(body, counter, createWriteStream(part, { flags: resumeFrom > 0 ? 'a' : 'w' }), { signal });
+    if (total !== undefined && received !== total) {
+      throw new DownloadError(`connection ended after ${received} of ${total} bytes`, true);
+    }
+    return { sha256: hash.digest('hex'), bytes: received };
+  } catch (err) {
+    if (stall.signal.aborted && !opts.signal?.aborted) {
+      throw new DownloadError(`no data from ${opts.url} for ${stallMs / 1000} s`, true);
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
-  return { sha256: hash.digest('hex'), bytes: received };
 }
 
 async function* emptyBody(): AsyncGenerator<Buffer> {}

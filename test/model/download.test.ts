@@ -59,6 +59,8 @@ class FakeHub {
   files = new Map<string, { body: Buffer; lfs: boolean; reportedSha256?: string; noHash?: boolean }>();
   /** CDN keys whose next GET sends only this many bytes and then drops the connection. */
   dropAfter = new Map<string, number>();
+  /** CDN keys whose next GET sends this many bytes and then goes silent without closing. */
+  stallAfter = new Map<string, number>();
   ignoreRange = false;
   log: Served[] = [];
 
@@ -75,6 +77,7 @@ class FakeHub {
   reset(): void {
     this.files.clear();
     this.dropAfter.clear();
+    this.stallAfter.clear();
     this.ignoreRange = false;
     this.log = [];
   }
@@ -143,6 +146,12 @@ class FakeHub {
       this.dropAfter.delete(key);
       // Send part of the body, then cut the connection as a flaky network would.
       res.write(body.subarray(start, start + drop), () => setTimeout(() => res.destroy(), 20));
+      return;
+    }
+    const stall = this.stallAfter.get(key);
+    if (stall !== undefined) {
+      this.stallAfter.delete(key);
+      res.write(body.subarray(start, start + stall)); // and then nothing, until the client gives up
       return;
     }
     res.end(body.subarray(start));
@@ -285,6 +294,22 @@ describe('downloadFile', () => {
     assert.equal(res.sha256, sha256(body));
     assert.deepEqual(await readFile(dest), body);
     assert.equal(fake.log.at(-1)?.range, `bytes=${partial}-`);
+  });
+
+  test('a connection that goes silent is dropped after the stall timeout and resumed', async () => {
+    const body = randomBytes(100_000);
+    fake.files.set('f', { body, lfs: true });
+    fake.stallAfter.set('f', 40_000);
+    const dest = join(dir, 'f');
+    const res = await downloadFile({ url: `${fake.cdn.url}/cdn/f`, dest, expectedSha256: sha256(body), stallTimeoutMs: 300 });
+    assert.deepEqual(await readFile(dest), body);
+    assert.match(fake.log.at(-1)?.range ?? '', /^bytes=[1-9]\d*-$/);
+    // Without retries the stall is reported as such, not as a cancellation.
+    fake.stallAfter.set('f', 10);
+    await assert.rejects(
+      downloadFile({ url: `${fake.cdn.url}/cdn/f`, dest: join(dir, 'g'), stallTimeoutMs: 200, retries: 0 }),
+      /no data from .* for 0\.2 s/,
+    );
   });
 
   test('a server that ignores Range gets a clean restart, not a corrupted file', async () => {
