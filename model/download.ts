@@ -84,7 +84,9 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
     } catch (err) {
       if (opts.signal?.aborted || !isRetryable(err) || attempt >= retries) throw explain(err, opts.url, part);
       // Back off a little so a struggling server is not hammered; the next attempt resumes from the part file.
-      await sleep(Math.min(250 * 2 ** attempt, 10_000), undefined, { signal: opts.signal });
+      await sleep(Math.min(250 * 2 ** attempt, 10_000), undefined, { signal: opts.signal }).catch((e: unknown) => {
+        throw explain(e, opts.url, part); // cancelled while waiting to retry
+      });
     }
   }
 
