@@ -41,3 +41,36 @@ export interface ScoringService {
   /** Stores a user's label correction for a stored message and broadcasts it. */
   correct(messageId: number, label: Label, origin: CorrectionOrigin): Promise<void>;
 }
+
+/** A label correction as the daemon broadcasts it to connectors (so e.g. IMAP can move the message to match). */
+export interface CorrectionEvent {
+  messageId: number;
+  source: SourceKind;
+  account: string;
+  externalId: string;
+  /** The connector's own data stored with the message (IncomingMessage.meta). */
+  meta: Record<string, unknown> | null;
+  /** The new effective label; null when a correction was withdrawn and the model's verdict applies again. */
+  label: Label | null;
+  /** The label the message had before (effective). */
+  previous: Label | null;
+  origin: CorrectionOrigin;
+}
+
+/** Small persistent key → JSON value storage for a connector's cursors and bookkeeping (backed by SQLite). */
+export interface ConnectorState {
+  get(key: string): Promise<unknown>;
+  set(key: string, value: unknown): Promise<void>;
+}
+
+/** A running source of messages the daemon starts and stops. */
+export interface Connector {
+  readonly source: SourceKind;
+  /** The IncomingMessage.account this connector produces. */
+  readonly account: string;
+  start(): Promise<void>;
+  /** Stops cleanly: finishes or abandons the current message so a restart resumes it. */
+  stop(): Promise<void>;
+  /** Applies a correction made elsewhere (UI, CLI) to the source, e.g. moves the IMAP message. */
+  applyCorrection?(event: CorrectionEvent): Promise<void>;
+}
