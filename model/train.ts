@@ -33,6 +33,8 @@ export interface TrainOptions {
   evalBatches: number;
   optimizer: Partial<AdamWOptions>;
   onProgress?: (p: TrainProgress) => void;
+  /** After each epoch's evaluation, for live training curves. */
+  onEpoch?: (p: EpochPoint) => void;
   /** Where frozen features come from (default: `defaultFeatures`, i.e. a trunk cache when the trunk is frozen). */
   features?: FeatureProvider;
   /** Stops after the current step when aborted; the best weights so far are kept. */
@@ -241,7 +243,9 @@ export function trainClassifier(
     if (stopped && epoch === 1 && step === 0) break;
     const trainEval = evaluate(clf, train, evalOpts);
     const valEval = evaluate(clf, validation, { batchSize: opts.batchSize, features });
-    epochs.push({ epoch, examplesSeen, trainLoss: trainEval.loss, valLoss: valEval.loss, trainAcc: trainEval.accuracy, valAcc: valEval.accuracy });
+    const point = { epoch, examplesSeen, trainLoss: trainEval.loss, valLoss: valEval.loss, trainAcc: trainEval.accuracy, valAcc: valEval.accuracy };
+    epochs.push(point);
+    opts.onEpoch?.(point);
     if (valEval.accuracy > best.acc || validation.length === 0) {
       for (const t of best.state.values()) t.dispose();
       best = { epoch, acc: valEval.accuracy, state: new Map([...vars].map(([n, v]) => [n, tf.clone(v)])) };

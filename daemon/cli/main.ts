@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerDataCommands } from './data.ts';
 import { registerFetchCommand } from './fetch.ts';
 import { registerModelCommands } from './model-commands.ts';
+import { registerServeCommands } from './serve.ts';
 
 const program = new Command('gptspam')
   .description('Self-hosted spam filter for e-mail and text messages, powered by a fine-tuned GPT-2 classifier')
@@ -12,6 +13,7 @@ const model = program.command('model').description('GPT-2 weights: fetch, instal
 registerFetchCommand(model);
 registerModelCommands(program, model);
 registerDataCommands(program);
+registerServeCommands(program);
 
 try {
   await program.parseAsync(process.argv);

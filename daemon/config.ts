@@ -1,0 +1,185 @@
+/**
+ * The daemon's configuration: an embedded default, overlaid by `<home>/config.json` (optional), overlaid by
+ * environment variables. Validated as a whole; an error names the file and the bad key.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import cron from 'node-cron';
+import { z } from 'zod';
+
+const label = z.enum(['ham', 'spam']);
+const probability = z.number().min(0).max(1);
+
+const imapAccount = z
+  .object({
+    name: z.string().min(1).optional(),
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).optional(),
+    secure: z.enum(['tls', 'starttls', 'none']).default('tls'),
+    user: z.string().min(1),
+    password: z.string().optional(),
+    passwordEnv: z.string().min(1).optional(),
+    accessToken: z.string().optional(),
+    mailbox: z.string().min(1).optional(),
+    spamMailbox: z.string().min(1).optional(),
+    action: z.enum(['move', 'flag', 'none']).default('move'),
+    tls: z.object({ rejectUnauthorized: z.boolean().optional(), servername: z.string().optional() }).strict().optional(),
+  })
+  .strict()
+  .refine((a) => [a.password, a.passwordEnv, a.accessToken].filter((v) => v !== undefined).length === 1, {
+    message: 'set exactly one of password, passwordEnv, accessToken',
+  });
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8025),
+      })
+      .strict()
+      .prefault({}),
+    /** Tensor backend: auto picks tfjs-node-gpu, then tfjs-node, then wasm. */
+    backend: z.enum(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']).default('auto'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    model: z
+      .object({
+        /** 'auto': the installed GPT-2 (`gptspam model fetch`), else a from-scratch model; or a safetensors path; or 'scratch'. */
+        base: z.string().min(1).default('auto'),
+        scratchSize: z.enum(['tiny', 'small']).default('tiny'),
+        layers: z.enum(['last_block', 'last_layer', 'all', 'lora']).default('last_block'),
+        maxTokens: z.number().int().min(8).max(1024).default(128),
+        epochs: z.number().int().min(1).max(100).default(3),
+        batchSize: z.number().int().min(1).max(256).default(8),
+        learningRate: z.number().positive().default(5e-5),
+        /** From-scratch models learn everything from nothing and need a larger step. */
+        scratchLearningRate: z.number().positive().default(5e-4),
+      })
+      .strict()
+      .prefault({}),
+    thresholds: z
+      .object({ imap: probability.default(0.5), sms: probability.default(0.5), api: probability.default(0.5) })
+      .strict()
+      .prefault({}),
+    training: z
+      .object({
+        /** node-cron expression for the periodic re-fine-tuning; '' disables it. */
+        schedule: z.string().default('0 3 * * *'),
+        /** Start a run once this many corrections arrived since the last run; 0 disables it. */
+        afterCorrections: z.number().int().min(0).default(50),
+        /** Built-in corpora in the training set. */
+        smsCollection: z.boolean().default(true),
+        spamAssassin: z.boolean().default(true),
+        /** At most this many examples from each built-in corpus (balanced ham/spam); corrections always all. */
+        maxPerCorpus: z.number().int().min(10).default(1500),
+        /** A candidate is promoted when its held-out accuracy is at least the current one's minus this. */
+        promoteTolerance: z.number().min(0).max(1).default(0),
+        /** Share of examples (chosen by content hash, so stable across runs) held out for validation. */
+        heldOutFraction: z.number().min(0.05).max(0.5).default(0.2),
+      })
+      .strict()
+      .prefault({}),
+    imap: z
+      .object({
+        accounts: z.array(imapAccount).default([]),
+        pollSeconds: z.number().int().min(5).default(120),
+        /** On an account's first run, also score the newest N messages already there. */
+        backlog: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .prefault({}),
+    sms: z
+      .object({
+        /** Export files dropped here are imported; default <home>/inbox/sms. '' disables watching. */
+        watchFolder: z.string().optional(),
+        includeSent: z.boolean().default(false),
+        settleSeconds: z.number().min(0).default(5),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type DaemonConfig = z.infer<typeof configSchema>;
+export type ImapAccountConfig = z.infer<typeof imapAccount>;
+export type ConfigLabel = z.infer<typeof label>;
+
+/** Environment variables that override config keys (after the file). */
+export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'number' }> = {
+  GPTSPAM_HOST: { path: ['server', 'host'], type: 'string' },
+  GPTSPAM_PORT: { path: ['server', 'port'], type: 'number' },
+  GPTSPAM_BACKEND: { path: ['backend'], type: 'string' },
+  GPTSPAM_LOG_LEVEL: { path: ['logLevel'], type: 'string' },
+  GPTSPAM_BASE_MODEL: { path: ['model', 'base'], type: 'string' },
+  GPTSPAM_TRAIN_SCHEDULE: { path: ['training', 'schedule'], type: 'string' },
+};
+
+export class ConfigError extends Error {}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = obj;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+/** Validates a raw config object (file content with environment overrides applied). */
+export function parseConfig(raw: unknown, where: string): DaemonConfig {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => {
+      const at = i.path.map(String);
+      // Name the unknown key itself (a typo is the usual cause), not the object holding it.
+      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${[...at, k].join('.')}: unknown key`).join('; ');
+      return `${at.length ? at.join('.') : '(top level)'}: ${i.message}`;
+    });
+    throw new ConfigError(`${where}: ${problems.join('; ')}`);
+  }
+  const config = result.data;
+  if (config.training.schedule !== '' && !cron.validate(config.training.schedule)) {
+    throw new ConfigError(`${where}: training.schedule: "${config.training.schedule}" is not a valid cron expression`);
+  }
+  return config;
+}
+
+export function configPath(home: string): string {
+  return join(home, 'config.json');
+}
+
+/** Reads `<home>/config.json` if it exists, applies environment overrides, validates. */
+export async function loadConfig(home: string, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
+  const path = configPath(home);
+  let raw: Record<string, unknown> = {};
+  let text: string | undefined;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`${path}: ${(err as Error).message}`);
+  }
+  if (text !== undefined) {
+    try {
+      raw = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`${path}: not valid JSON (${(err as Error).message})`);
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${path}: must be a JSON object`);
+  }
+  const sources: string[] = [text !== undefined ? path : 'the built-in defaults'];
+  for (const [name, { path: keyPath, type }] of Object.entries(ENV_OVERRIDES)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    const parsed = type === 'number' ? Number(value) : value;
+    if (type === 'number' && !Number.isFinite(parsed)) throw new ConfigError(`${name}: "${value}" is not a number`);
+    setPath(raw, keyPath, parsed);
+    sources.push(name);
+  }
+  return parseConfig(raw, sources.join(' + '));
+}
+
+/** Where SMS exports are watched for, '' when disabled. */
+export function smsWatchFolder(config: DaemonConfig, home: string): string {
+  return config.sms.watchFolder ?? join(home, 'inbox', 'sms');
+}

@@ -1,0 +1,52 @@
+/** What the daemon asks a training process to do, and what the process reports back (one JSON object a line). */
+import type { BackendName } from '../../model/backend.ts';
+import type { TrainableLayers } from '../../model/classifier.ts';
+import type { LabelledText } from './corpus.ts';
+
+export type BaseSpec =
+  | { kind: 'pretrained'; name: string; path: string }
+  | { kind: 'scratch'; name: string; size: 'tiny' | 'small'; seed: number };
+
+export interface TrainJob {
+  home: string;
+  version: number;
+  /** The new model's checkpoint folder. */
+  outDir: string;
+  backend: BackendName;
+  base: BaseSpec;
+  layers: TrainableLayers;
+  maxTokens: number;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Built-in corpora and the sample size of each. */
+  corpora: { sms: boolean; spamAssassin: boolean; maxPerCorpus: number };
+  heldOutFraction: number;
+  /** Labels people gave (corrections, labelled imports). */
+  personal: LabelledText[];
+  /** The model now scoring, evaluated on the same held-out set for the promotion decision. */
+  current: { version: number; dir: string } | null;
+}
+
+export interface HeldOutMetrics {
+  accuracy: number;
+  precision: number;
+  recall: number;
+  f1: number;
+  count: number;
+}
+
+export type WorkerReport =
+  | { type: 'log'; line: string }
+  | { type: 'progress'; phase: string; step: number; totalSteps: number; epoch: number; loss: number | null; etaSeconds: number | null }
+  | { type: 'epoch'; epoch: number; trainLoss: number; valLoss: number; trainAcc: number; valAcc: number }
+  | {
+      type: 'done';
+      baseHash: string;
+      trainingSize: number;
+      corrections: number;
+      candidate: HeldOutMetrics;
+      current: HeldOutMetrics | null;
+      seconds: number;
+    }
+  | { type: 'error'; message: string };

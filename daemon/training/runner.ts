@@ -1,0 +1,213 @@
+/**
+ * Runs re-fine-tuning, one run at a time, in a child process (worker.ts); records its progress in the store;
+ * decides whether the new version replaces the current one (held-out accuracy not worse, both numbers kept)
+ * and hot-swaps it in.
+ *
+ * Events: 'run' (RunRecord, whenever it changes), 'model' (ModelRecord, when a version is created, promoted
+ * or rejected).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import type { DaemonConfig } from '../config.ts';
+import type { ModelHost } from '../model-host.ts';
+import type { EpochRecord, ModelRecord, RunRecord, Store } from '../store.ts';
+import { resolveBaseModel } from './base-model.ts';
+import type { LabelledText } from './corpus.ts';
+import type { TrainJob, WorkerReport } from './job.ts';
+
+const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+
+export class TrainingBusyError extends Error {}
+
+interface Active {
+  run: RunRecord;
+  child?: ChildProcess;
+  stopping: boolean;
+  done: Promise<void>;
+}
+
+export class TrainingRunner extends EventEmitter {
+  private active: Active | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly host: ModelHost,
+    private readonly config: DaemonConfig,
+    private readonly home: string,
+    private readonly logger: Logger,
+  ) {
+    super();
+  }
+
+  get running(): RunRecord | null {
+    return this.active?.run ?? null;
+  }
+
+  /** Starts a run now; throws TrainingBusyError when one is running. Resolves once it has started. */
+  async start(reason: string): Promise<RunRecord> {
+    if (this.active) throw new TrainingBusyError(`training run ${this.active.run.id} is already running`);
+    const placeholder: Active = { run: undefined as unknown as RunRecord, stopping: false, done: Promise.resolve() };
+    this.active = placeholder; // claims the slot before the first await, so two calls cannot both start
+    try {
+      placeholder.run = await this.store.createRun(reason);
+    } catch (err) {
+      this.active = undefined;
+      throw err;
+    }
+    this.logger.info({ run: placeholder.run.id, reason }, 'training run started');
+    this.emit('run', placeholder.run);
+    placeholder.done = this.execute(placeholder).finally(() => {
+      if (this.active === placeholder) this.active = undefined;
+    });
+    return placeholder.run;
+  }
+
+  /** Waits for the current run (if any) to end. */
+  async idle(): Promise<void> {
+    await this.active?.done;
+  }
+
+  /** Stops the current run: the child is killed, the run recorded as interrupted. */
+  async stop(): Promise<void> {
+    const a = this.active;
+    if (!a) return;
+    a.stopping = true;
+    a.child?.kill('SIGTERM');
+    await a.done;
+  }
+
+  private async refresh(a: Active): Promise<void> {
+    a.run = (await this.store.getRun(a.run.id)) ?? a.run;
+    this.emit('run', a.run);
+  }
+
+  private async execute(a: Active): Promise<void> {
+    const runId = a.run.id;
+    try {
+      const currentVersion = this.host.version;
+      const base = await resolveBaseModel(this.config, this.home, this.logger, { tryDownload: currentVersion === null });
+      const version = await this.store.nextModelVersion();
+      const outDir = join(this.home, 'models', 'versions', `v${version}`);
+      const current = currentVersion === null ? null : await this.store.getModel(currentVersion);
+      const personal: LabelledText[] = (await this.store.labelledExamples()).map((e) => ({ text: e.text, label: e.label, origin: e.origin }));
+      const m = this.config.model;
+      const job: TrainJob = {
+        home: this.home, version, outDir, backend: this.config.backend, base,
+        layers: m.layers, maxTokens: m.maxTokens, epochs: m.epochs, batchSize: m.batchSize,
+        learningRate: base.kind === 'scratch' ? m.scratchLearningRate : m.learningRate,
+        corpora: { sms: this.config.training.smsCollection, spamAssassin: this.config.training.spamAssassin, maxPerCorpus: this.config.training.maxPerCorpus },
+        heldOutFraction: this.config.training.heldOutFraction,
+        personal,
+        current: current ? { version: current.version, dir: current.dir } : null,
+      };
+      await this.store.updateRun(runId, { appendLog: [`base model: ${base.name}; ${personal.length} labels from people`] });
+      const done = await this.runWorker(a, job);
+      if (a.stopping) {
+        await this.store.finishRun(runId, { status: 'interrupted', error: 'stopped' });
+        return;
+      }
+      const currentAcc = done.current?.accuracy ?? null;
+      const candidateAcc = done.candidate.accuracy;
+      // NaN (an empty held-out set) can prove nothing: then only a first model is promoted.
+      const better =
+        currentVersion === null ||
+        (Number.isFinite(candidateAcc) && (currentAcc === null || !Number.isFinite(currentAcc) || candidateAcc >= currentAcc - this.config.training.promoteTolerance));
+      const model: Omit<ModelRecord, 'promotedAt'> = {
+        version, createdAt: new Date().toISOString(), dir: outDir, base: base.name, baseHash: done.baseHash,
+        trainingSize: done.trainingSize, corrections: done.corrections,
+        metrics: { accuracy: candidateAcc, precision: done.candidate.precision, recall: done.candidate.recall, f1: done.candidate.f1 },
+        compared: { version: currentVersion, candidateAccuracy: candidateAcc, currentAccuracy: currentAcc },
+        status: better ? 'candidate' : 'rejected',
+        runId,
+      };
+      await this.store.insertModel(model);
+      const verdictLine = `held-out accuracy: new ${fmt(candidateAcc)}, current ${currentAcc === null ? 'none' : fmt(currentAcc)} → ${better ? 'promoted' : 'kept the current model'}`;
+      await this.store.updateRun(runId, { appendLog: [verdictLine] });
+      this.logger.info({ run: runId, version, candidate: candidateAcc, current: currentAcc, promoted: better }, 'training run finished');
+      if (better) await this.promote(version);
+      else this.emit('model', await this.store.getModel(version));
+      await this.store.finishRun(runId, { status: 'succeeded', modelVersion: version, promoted: better });
+    } catch (err) {
+      const message = (err as Error).message;
+      this.logger.error({ run: runId, err: message }, 'training run failed');
+      await this.store.finishRun(runId, { status: a.stopping ? 'interrupted' : 'failed', error: message }).catch(() => undefined);
+    }
+    await this.refresh(a);
+  }
+
+  /** Loads `version` into the host (so scoring switches over) and records it as current. */
+  async promote(version: number): Promise<ModelRecord> {
+    const model = await this.store.getModel(version);
+    if (!model) throw new Error(`there is no model version ${version}`);
+    await this.host.load(version, model.dir);
+    await this.store.promote(version);
+    const promoted = (await this.store.getModel(version))!;
+    this.logger.info({ version }, 'model promoted');
+    this.emit('model', promoted);
+    return promoted;
+  }
+
+  private async runWorker(a: Active, job: TrainJob): Promise<Extract<WorkerReport, { type: 'done' }>> {
+    const jobDir = join(this.home, 'runs', String(a.run.id));
+    await mkdir(jobDir, { recursive: true });
+    const jobFile = join(jobDir, 'job.json');
+    await writeFile(jobFile, JSON.stringify(job));
+    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, jobFile], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      env: process.env,
+    });
+    a.child = child;
+    const stderrTail: string[] = [];
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      stderrTail.push(line);
+      if (stderrTail.length > 20) stderrTail.shift();
+      this.logger.debug({ run: a.run.id, line }, 'training process');
+    });
+    child.stdout!.resume();
+    let done: Extract<WorkerReport, { type: 'done' }> | undefined;
+    let failure: string | undefined;
+    const history: EpochRecord[] = [];
+    let lastWrite = Promise.resolve();
+    const reports = createInterface({ input: child.stdio[3] as NodeJS.ReadableStream });
+    reports.on('line', (line) => {
+      let r: WorkerReport;
+      try {
+        r = JSON.parse(line) as WorkerReport;
+      } catch {
+        return;
+      }
+      if (r.type === 'done') done = r;
+      else if (r.type === 'error') failure = r.message;
+      // Writes are chained so progress lands in the store in order, then the run is re-read and broadcast.
+      lastWrite = lastWrite.then(async () => {
+        if (r.type === 'log') await this.store.updateRun(a.run.id, { appendLog: [r.line] });
+        else if (r.type === 'progress') {
+          const { type: _t, ...progress } = r;
+          await this.store.updateRun(a.run.id, { progress });
+        } else if (r.type === 'epoch') {
+          const { type: _t, ...epoch } = r;
+          history.push(epoch);
+          await this.store.updateRun(a.run.id, { history });
+        } else if (r.type === 'error') await this.store.updateRun(a.run.id, { appendLog: [`error: ${r.message}`] });
+        else return;
+        await this.refresh(a);
+      }).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not record training progress'));
+    });
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('close', (code, signal) => resolve({ code, signal })),
+    );
+    await lastWrite;
+    if (done) return done;
+    if (a.stopping) throw new Error('stopped');
+    throw new Error(failure ?? `the training process ended (${exit.signal ?? `exit code ${exit.code}`}): ${stderrTail.slice(-5).join(' | ')}`);
+  }
+}
+
+function fmt(x: number): string {
+  return Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : 'n/a';
+}

@@ -1,0 +1,120 @@
+/**
+ * A training run in its own process: `node --import tsx worker.ts JOB.json`. Training is long synchronous
+ * tensor work; in a process of its own it can never stall the daemon's scoring, and killing it is a clean
+ * cancel. Reports go to file descriptor 3 as JSON lines written synchronously, so they arrive while training
+ * runs (asynchronous IPC would wait for the end of the synchronous training loop).
+ */
+import { writeSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { initBackend } from '../../model/backend.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../model/checkpoint.ts';
+import { GPT2Classifier } from '../../model/classifier.ts';
+import { SCRATCH_SIZES } from '../../model/config.ts';
+import { computeMetrics } from '../../model/metrics.ts';
+import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier, type EncodedExample } from '../../model/train.ts';
+import { TrunkCache } from '../../model/trunk-cache.ts';
+import { initGPT2, loadGPT2 } from '../../model/weights.ts';
+import { smsCollection, spamAssassin, splitByHash, type LabelledText } from './corpus.ts';
+import type { HeldOutMetrics, TrainJob, WorkerReport } from './job.ts';
+
+const REPORT_FD = 3;
+const LABEL_IDS = { ham: 0, spam: 1 } as const;
+
+function report(r: WorkerReport): void {
+  writeSync(REPORT_FD, `${JSON.stringify(r)}\n`);
+}
+const log = (line: string) => report({ type: 'log', line });
+
+function heldOutMetrics(clf: GPT2Classifier, set: EncodedExample[], batchSize: number, cache: TrunkCache, maxTokens: number): HeldOutMetrics {
+  const r = evaluate(clf, set, { batchSize, features: defaultFeatures(clf, maxTokens, cache) });
+  const m = computeMetrics(set.map((e) => e.label), r.predictions, 2);
+  return { accuracy: m.accuracy, precision: m.precision, recall: m.recall, f1: m.f1, count: set.length };
+}
+
+async function run(job: TrainJob): Promise<void> {
+  const started = performance.now();
+  await initBackend(job.backend, { log });
+
+  report({ type: 'progress', phase: 'preparing data', step: 0, totalSteps: 0, epoch: 0, loss: null, etaSeconds: null });
+  const corpora: LabelledText[] = [];
+  if (job.corpora.sms) {
+    const sms = await smsCollection(job.home, job.corpora.maxPerCorpus);
+    log(sms.length ? `SMS Spam Collection: ${sms.length} messages` : 'SMS Spam Collection not prepared (gptspam data sms): not used');
+    corpora.push(...sms);
+  }
+  if (job.corpora.spamAssassin) {
+    const mail = await spamAssassin(job.home, job.corpora.maxPerCorpus, log);
+    log(`SpamAssassin corpus: ${mail.length} e-mails`);
+    corpora.push(...mail);
+  }
+  const split = splitByHash([...corpora, ...job.personal], job.heldOutFraction);
+  const corrections = job.personal.length;
+  log(`training set: ${split.train.length} train, ${split.validation.length} validation, ${split.heldOut.length} held out (${corrections} labels from people)`);
+  if (split.train.length < job.batchSize) {
+    throw new Error(`only ${split.train.length} training examples: prepare the SMS collection (gptspam data sms), enable the SpamAssassin corpus, or label more messages`);
+  }
+
+  const base = job.base.kind === 'pretrained' ? await loadGPT2(job.base.path) : initGPT2(SCRATCH_SIZES[job.base.size], job.base.seed);
+  // Random weights are no use frozen: a from-scratch model trains every layer.
+  const layers = job.base.kind === 'scratch' ? 'all' : job.layers;
+  const clf = new GPT2Classifier(base, { layers, numClasses: 2 });
+  const maxTokens = Math.min(job.maxTokens, clf.config.nPositions);
+  const encode = (set: LabelledText[], tokens = maxTokens) => encodeExamples(set.map((e) => ({ text: e.text, label: LABEL_IDS[e.label] })), tokens);
+  const train = encode(split.train);
+  const validation = encode(split.validation);
+  const heldOut = encode(split.heldOut);
+  // Activations of the frozen trunk persist across runs on disk: re-fine-tuning only computes new messages'.
+  const cache = new TrunkCache({ memoryBytes: 512 * 1024 ** 2, spillDir: join(job.home, 'cache', 'trunk') });
+  const features = defaultFeatures(clf, padWidthFor(clf, train, maxTokens), cache);
+
+  let lastReport = 0;
+  const result = trainClassifier(clf, train, validation, {
+    epochs: job.epochs,
+    batchSize: job.batchSize,
+    maxTokens,
+    features,
+    evalEvery: Number.MAX_SAFE_INTEGER,
+    optimizer: { lr: job.learningRate },
+    onProgress: (p) => {
+      const now = performance.now();
+      if (now - lastReport < 250 && p.step !== p.totalSteps) return;
+      lastReport = now;
+      report({ type: 'progress', phase: 'training', step: p.step, totalSteps: p.totalSteps, epoch: p.epoch, loss: p.loss, etaSeconds: p.etaSeconds });
+    },
+    onEpoch: (e) => report({ type: 'epoch', epoch: e.epoch, trainLoss: e.trainLoss, valLoss: e.valLoss, trainAcc: e.trainAcc, valAcc: e.valAcc }),
+  });
+  log(`trained ${result.steps} steps in ${result.seconds.toFixed(1)} s; best epoch ${result.bestEpoch}`);
+
+  report({ type: 'progress', phase: 'evaluating', step: result.steps, totalSteps: result.steps, epoch: result.bestEpoch, loss: null, etaSeconds: null });
+  const candidate = heldOutMetrics(clf, heldOut, job.batchSize, cache, maxTokens);
+  await rm(job.outDir, { recursive: true, force: true });
+  await saveCheckpoint(job.outDir, clf, { maxTokens, labelNames: ['ham', 'spam'], extra: { heldOut: candidate, history: result.epochs } });
+  const baseHash = clf.base.hash;
+  clf.dispose();
+
+  let current: HeldOutMetrics | null = null;
+  if (job.current) {
+    try {
+      const { classifier, info } = await loadCheckpoint(job.current.dir);
+      current = heldOutMetrics(classifier, encode(split.heldOut, info.maxTokens), job.batchSize, cache, info.maxTokens);
+      classifier.dispose();
+    } catch (err) {
+      log(`the current model (version ${job.current.version}) could not be evaluated: ${(err as Error).message}`);
+    }
+  }
+  report({ type: 'done', baseHash, trainingSize: train.length, corrections, candidate, current, seconds: (performance.now() - started) / 1000 });
+}
+
+const jobPath = process.argv[2];
+if (!jobPath) {
+  console.error('usage: worker.ts JOB.json');
+  process.exit(2);
+}
+try {
+  await run(JSON.parse(await readFile(jobPath, 'utf8')) as TrainJob);
+  process.exit(0);
+} catch (err) {
+  report({ type: 'error', message: (err as Error).message });
+  process.exit(1);
+}
