@@ -1,0 +1,148 @@
+/**
+ * Starts the real daemon (`bin/gptspam.js serve`) as a child process on a free port with a temporary home and
+ * a tiny from-scratch model, so tests drive it exactly as a user does: over HTTP and WebSocket.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { prepareSmsDataset } from '../../model/dataset.ts';
+import { SMS_COLLECTION } from './fixture.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/gptspam.js', import.meta.url));
+
+/** A small, fast configuration: tiny scratch model, one epoch, 200 examples per corpus, no schedule. */
+export const TEST_CONFIG = {
+  backend: 'wasm',
+  logLevel: 'debug',
+  model: { base: 'scratch', scratchSize: 'tiny', epochs: 1, maxTokens: 64 },
+  training: { maxPerCorpus: 200, schedule: '', afterCorrections: 0 },
+};
+
+export interface RunningDaemon {
+  url: string;
+  token: string;
+  home: string;
+  proc: ChildProcess;
+  /** Everything the process printed (stdout + stderr). */
+  output(): string;
+  api<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
+  /** Raw fetch with the token; for status-code assertions. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** SIGTERM; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: what a crash or power cut looks like. */
+  kill(): Promise<void>;
+  /** Opens /ws and collects its events. */
+  events(): Promise<EventLog>;
+}
+
+export interface EventLog {
+  events: Array<Record<string, unknown>>;
+  /** Resolves with the first event (already received or future) matching `pred`. */
+  waitFor(pred: (e: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  close(): void;
+}
+
+let preparedSms: string | undefined;
+
+/** The chapter's SMS split, prepared once per test process and copied into each daemon home. */
+function smsData(): string {
+  if (!preparedSms) {
+    preparedSms = mkdtempSync(join(tmpdir(), 'gptspam-sms-'));
+    process.on('exit', () => rmSync(preparedSms!, { recursive: true, force: true }));
+  }
+  return preparedSms;
+}
+
+async function ensureSmsData(): Promise<string> {
+  const dir = smsData();
+  if (!existsSync(join(dir, 'test.csv'))) await prepareSmsDataset({ rawPath: SMS_COLLECTION, outDir: dir });
+  return dir;
+}
+
+export function newHome(config: Record<string, unknown> = TEST_CONFIG): string {
+  const home = mkdtempSync(join(tmpdir(), 'gptspam-home-'));
+  writeFileSync(join(home, 'config.json'), JSON.stringify(config, null, 2));
+  return home;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, proc?: ChildProcess, output?: () => string): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc && proc.exitCode !== null) throw new Error(`the daemon exited (${proc.exitCode}) while waiting for ${what}:\n${output?.().slice(-3000)}`);
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${output?.().slice(-3000) ?? ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function startDaemon(opts: { config?: Record<string, unknown>; home?: string; withSms?: boolean; readyTimeoutMs?: number } = {}): Promise<RunningDaemon> {
+  const home = opts.home ?? newHome(opts.config);
+  if (opts.withSms !== false && !existsSync(join(home, 'data', 'sms', 'train.csv'))) {
+    const src = await ensureSmsData();
+    mkdirSync(join(home, 'data', 'sms'), { recursive: true });
+    for (const f of ['train.csv', 'validation.csv', 'test.csv']) copyFileSync(join(src, f), join(home, 'data', 'sms', f));
+  }
+  const proc = spawn(process.execPath, [BIN, 'serve', '--home', home, '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, GPTSPAM_HOME: home },
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const output = () => out;
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  process.on('exit', () => proc.kill('SIGKILL'));
+
+  const url = await waitFor('the listening address', () => /open (http:\/\/[\d.]+:\d+)\//.exec(out)?.[1], 60_000, proc, output);
+  const token = readFileSync(join(home, 'token'), 'utf8').trim();
+  const authed = (path: string, init: RequestInit = {}) =>
+    fetch(`${url}${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...(init.headers ?? {}) } });
+  const daemon: RunningDaemon = {
+    url, token, home, proc, output,
+    fetch: authed,
+    async api<T>(method: string, path: string, body?: unknown): Promise<T> {
+      const res = await authed(path, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      const json = (await res.json()) as T & { error?: string };
+      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json.error}`);
+      return json;
+    },
+    async stop() {
+      proc.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      proc.kill('SIGKILL');
+      await exited;
+    },
+    async events() {
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`);
+      const log: Array<Record<string, unknown>> = [];
+      ws.on('message', (d) => log.push(JSON.parse(d.toString()) as Record<string, unknown>));
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      return {
+        events: log,
+        waitFor: (pred, timeoutMs = 60_000) => waitFor('a WebSocket event', () => log.find(pred), timeoutMs, proc, output),
+        close: () => ws.close(),
+      };
+    },
+  };
+  await waitFor(
+    'the first model',
+    async () => {
+      const h = (await (await fetch(`${url}/api/health`)).json()) as { ready: boolean };
+      return h.ready ? true : undefined;
+    },
+    opts.readyTimeoutMs ?? 180_000,
+    proc,
+    output,
+  );
+  return daemon;
+}
