@@ -226,7 +226,7 @@ export class ApiServer {
       const run = await this.ctx.store.getRun(intParam(m[1]!, 'run id'));
       if (!run) throw new HttpError(404, `there is no training run ${m[1]}`);
       if (run.history.length === 0) throw new HttpError(404, `run ${run.id} has no finished epoch yet`);
-      const svg = await renderTrainingCurvesSvg(run.history.map((h) => ({ ...h, examplesSeen: h.epoch })), m[2] as CurveMetric);
+      const svg = await renderTrainingCurvesSvg(run.history.map((h) => ({ ...h, examplesSeen: h.examplesSeen ?? h.epoch })), m[2] as CurveMetric);
       res.writeHead(200, { 'Content-Type': 'image/svg+xml', 'Cache-Control': 'no-store' });
       res.end(svg);
       return;

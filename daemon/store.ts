@@ -161,6 +161,7 @@ export interface RunProgress {
 
 export interface EpochRecord {
   epoch: number;
+  examplesSeen?: number;
   trainLoss: number;
   valLoss: number;
   trainAcc: number;

@@ -39,7 +39,7 @@ export interface HeldOutMetrics {
 export type WorkerReport =
   | { type: 'log'; line: string }
   | { type: 'progress'; phase: string; step: number; totalSteps: number; epoch: number; loss: number | null; etaSeconds: number | null }
-  | { type: 'epoch'; epoch: number; trainLoss: number; valLoss: number; trainAcc: number; valAcc: number }
+  | { type: 'epoch'; epoch: number; examplesSeen: number; trainLoss: number; valLoss: number; trainAcc: number; valAcc: number }
   | {
       type: 'done';
       baseHash: string;

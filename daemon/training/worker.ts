@@ -82,7 +82,7 @@ async function run(job: TrainJob): Promise<void> {
       lastReport = now;
       report({ type: 'progress', phase: 'training', step: p.step, totalSteps: p.totalSteps, epoch: p.epoch, loss: p.loss, etaSeconds: p.etaSeconds });
     },
-    onEpoch: (e) => report({ type: 'epoch', epoch: e.epoch, trainLoss: e.trainLoss, valLoss: e.valLoss, trainAcc: e.trainAcc, valAcc: e.valAcc }),
+    onEpoch: (e) => report({ type: 'epoch', epoch: e.epoch, examplesSeen: e.examplesSeen, trainLoss: e.trainLoss, valLoss: e.valLoss, trainAcc: e.trainAcc, valAcc: e.valAcc }),
   });
   log(`trained ${result.steps} steps in ${result.seconds.toFixed(1)} s; best epoch ${result.bestEpoch}`);
 

@@ -1,0 +1,145 @@
+/**
+ * The review page in a real headless Chromium against the real daemon: token prompt, live feed, hostile
+ * content shown as text, corrections seen in the store and in a second page, keyboard, retraining with
+ * progress and a new version, phone width. Screenshots go to test-output/ for a human to look at.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { REPO_ROOT } from '../helpers/fixture.ts';
+import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : 'chromium is not installed (apt-get install chromium; .ci/run does this)';
+const OUT = join(REPO_ROOT, 'test-output');
+
+interface MessageView {
+  id: number;
+  label: string | null;
+  correction: { label: string; origin: string } | null;
+}
+
+let d: RunningDaemon;
+let browser: Browser;
+const dialogs: string[] = [];
+
+async function openPage(width = 1200): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width, height: 900 } });
+  const page = await context.newPage();
+  page.on('dialog', async (dialog) => {
+    dialogs.push(dialog.message());
+    await dialog.dismiss();
+  });
+  await page.goto(d.url);
+  await page.locator('#token').fill(d.token);
+  await page.locator('#login-form button[type=submit]').click();
+  await page.locator('#conn.live').waitFor({ timeout: 15_000 });
+  await page.locator('[data-filter="all"]').click();
+  return page;
+}
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(OUT, { recursive: true });
+  d = await startDaemon();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+after(async () => {
+  await browser?.close();
+  if (d && d.proc.exitCode === null) await d.stop();
+});
+
+test('token prompt: a wrong token is refused with a message; the right one opens the page and is remembered', { skip }, async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(d.url);
+  await page.locator('#token').fill('wrong');
+  await page.locator('#login-form button[type=submit]').click();
+  await page.locator('#login-error', { hasText: 'not accepted' }).waitFor();
+  await page.locator('#token').fill(d.token);
+  await page.locator('#login-form button[type=submit]').click();
+  await page.locator('#main').waitFor({ state: 'visible' });
+  await page.reload();
+  await page.locator('#conn.live').waitFor({ timeout: 15_000 });
+  assert.equal(await page.locator('#login').isHidden(), true, 'no second prompt after a reload');
+  const csp = (await page.goto(d.url))!.headers()['content-security-policy'];
+  assert.match(csp!, /script-src 'self'/);
+  await context.close();
+});
+
+test('live feed, hostile text, corrections in the store and a second page, keyboard, phone width', { skip }, async () => {
+  const page = await openPage();
+  const second = await openPage();
+
+  const hostile = '<img src=x onerror=alert(1)>';
+  const posted: MessageView[] = [];
+  for (const [i, body] of ['Lunch at noon tomorrow?', 'WINNER!! Claim your £900 prize, call 09061701461 now', hostile].entries()) {
+    posted.push((await d.api<{ message: MessageView }>('POST', '/api/messages', { body, sender: `sender-${i}@example.org`, externalId: `ui-${i}` })).message);
+  }
+  // They appear without a reload, newest first.
+  for (const m of posted) await page.locator(`li.msg[data-id="${m.id}"]`).waitFor({ timeout: 10_000 });
+  const firstRow = await page.locator('li.msg').first().getAttribute('data-id');
+  assert.equal(Number(firstRow), posted[2]!.id);
+
+  // The hostile body is shown as its literal text; no element was created from it and no script ran.
+  await page.locator('#feed', { hasText: hostile }).waitFor();
+  assert.equal(await page.locator('#feed img').count(), 0);
+  await page.locator(`li.msg[data-id="${posted[2]!.id}"] .what`).click();
+  await page.locator('#detail-text', { hasText: hostile }).waitFor();
+  assert.equal(await page.locator('#detail img').count(), 0);
+  assert.deepEqual(dialogs, []);
+
+  // One-click correction: stored at once, and the other page shows it.
+  const target = posted[1]!;
+  const wanted = target.label === 'spam' ? 'ham' : 'spam';
+  await page.locator(`li.msg[data-id="${target.id}"] button.${wanted}`).click();
+  await second.locator(`li.msg[data-id="${target.id}"] .label.${wanted}`, { hasText: '✓' }).waitFor({ timeout: 10_000 });
+  const stored = await d.api<MessageView>('GET', `/api/messages/${target.id}`);
+  assert.equal(stored.correction?.label, wanted);
+  assert.equal(stored.correction?.origin, 'ui');
+
+  // Undo withdraws it.
+  await page.locator('#undo').click();
+  await second.locator(`li.msg[data-id="${target.id}"] .label`, { hasNotText: '✓' }).waitFor({ timeout: 10_000 });
+  assert.equal((await d.api<MessageView>('GET', `/api/messages/${target.id}`)).correction, null);
+
+  // Keyboard: the cursor starts on the newest message; j moves down one, s labels it spam.
+  await page.locator('#detail-close').click();
+  await page.locator('li.msg.cursor').focus();
+  await page.keyboard.press('j');
+  const cursorId = Number(await page.locator('li.msg.cursor').getAttribute('data-id'));
+  assert.equal(cursorId, posted[1]!.id);
+  await page.keyboard.press('h');
+  await page.locator(`li.msg[data-id="${cursorId}"] .label.ham`, { hasText: '✓' }).waitFor({ timeout: 10_000 });
+  assert.equal((await d.api<MessageView>('GET', `/api/messages/${cursorId}`)).correction?.label, 'ham');
+
+  await page.screenshot({ path: join(OUT, 'ui-main.png'), fullPage: true });
+
+  const phone = await openPage(375);
+  await phone.locator(`li.msg[data-id="${posted[0]!.id}"]`).waitFor();
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `horizontal scroll of ${overflow} px at phone width`);
+  await phone.screenshot({ path: join(OUT, 'ui-phone.png'), fullPage: true });
+  await Promise.all([page.context().close(), second.context().close(), phone.context().close()]);
+});
+
+test('Retrain now shows live progress, then the new version in the list with its curves', { skip }, async () => {
+  const page = await openPage();
+  const before = await d.api<{ models: Array<{ version: number }> }>('GET', '/api/models');
+  await page.locator('#retrain').click();
+  await page.locator('#train-state', { hasText: /Training run \d+/ }).waitFor({ timeout: 60_000 });
+  await page.locator('#train-state', { hasText: /Last run \d+: made v\d+/ }).waitFor({ timeout: 180_000 });
+  const after = await d.api<{ models: Array<{ version: number }> }>('GET', '/api/models');
+  assert.equal(after.models.length, before.models.length + 1);
+  const newest = after.models[0]!.version;
+  await page.locator('#versions-box summary').click();
+  await page.locator('#versions tbody tr', { hasText: `v${newest}` }).waitFor();
+  await page.locator('#curves img').first().waitFor({ timeout: 10_000 });
+  await page.screenshot({ path: join(OUT, 'ui-model.png'), fullPage: true });
+  await page.context().close();
+});

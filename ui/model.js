@@ -1,0 +1,103 @@
+// The model panel: current version and its held-out metrics, retraining with live progress, versions with
+// promote/rollback, and the training curves (SVG charts rendered by the daemon with vega-lite).
+
+const $ = (id) => document.getElementById(id);
+const pct = (x) => (typeof x === 'number' && Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '—');
+let shownCurvesRun = null;
+
+function facts(el, status) {
+  const m = status.model;
+  const pairs = [
+    ['Version', m ? `v${m.version}` : 'none yet (first training running)'],
+    ['Base model', m ? m.base : '—'],
+    ['Backend', status.backend],
+    ['Accuracy', pct(m?.metrics?.accuracy)],
+    ['Precision', pct(m?.metrics?.precision)],
+    ['Recall', pct(m?.metrics?.recall)],
+    ['Corrections waiting', String(status.pendingCorrections)],
+    ['Next scheduled run', status.nextRun ? new Date(status.nextRun).toLocaleString() : 'not scheduled'],
+    ['Messages', `${status.counts.messages} (${status.counts.spam} spam, ${status.counts.corrected} corrected)`],
+  ];
+  $('model-facts').replaceChildren(...pairs.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+}
+
+function training(status, runs) {
+  const run = status.training ?? runs.runs[0] ?? null;
+  const bar = $('train-progress');
+  const text = $('train-state');
+  $('retrain').disabled = Boolean(status.training);
+  if (!run) {
+    bar.hidden = true;
+    text.textContent = '';
+    return;
+  }
+  if (run.status === 'running') {
+    const p = run.progress;
+    bar.hidden = false;
+    bar.max = p && p.totalSteps ? p.totalSteps : 1;
+    bar.value = p && p.totalSteps ? p.step : 0;
+    const eta = p && p.etaSeconds ? `, about ${Math.ceil(p.etaSeconds)} s left` : '';
+    const loss = p && typeof p.loss === 'number' ? `, loss ${p.loss.toFixed(3)}` : '';
+    text.textContent = `Training run ${run.id}: ${p ? p.phase : 'starting'}${p && p.epoch ? `, epoch ${p.epoch}` : ''}${p && p.totalSteps ? ` (${p.step}/${p.totalSteps})` : ''}${loss}${eta}`;
+  } else {
+    bar.hidden = true;
+    const outcome = run.status === 'succeeded' ? `made v${run.modelVersion}${run.promoted ? ', promoted' : ', not better: kept the current model'}` : `${run.status}${run.error ? `: ${run.error}` : ''}`;
+    text.textContent = `Last run ${run.id}: ${outcome}`;
+  }
+}
+
+function versions(el, models, api, onError, onChange) {
+  const rows = models.models.map((m) =>
+    el(
+      'tr',
+      { class: m.current ? 'current' : '' },
+      el('td', {}, `v${m.version}`),
+      el('td', {}, m.base),
+      el('td', {}, pct(m.metrics?.accuracy)),
+      el('td', {}, m.comparedWith && m.comparedWith.version !== null ? `${pct(m.comparedWith.candidateAccuracy)} vs ${pct(m.comparedWith.currentAccuracy)} (v${m.comparedWith.version})` : '—'),
+      el('td', {}, m.current ? 'current' : m.status),
+      el(
+        'td',
+        {},
+        m.current
+          ? ''
+          : el('button', {
+              type: 'button',
+              onclick: () => api('POST', `/api/models/${m.version}/promote`).then(onChange, onError),
+            }, m.promoted ? 'Roll back to this' : 'Promote'),
+      ),
+    ),
+  );
+  $('versions').querySelector('tbody').replaceChildren(...rows);
+}
+
+async function curves(el, runs, imageUrl) {
+  const run = runs.runs.find((r) => r.history && r.history.length);
+  if (!run) return;
+  const key = `${run.id}:${run.history.length}`;
+  if (shownCurvesRun === key) return;
+  shownCurvesRun = key;
+  const [loss, acc] = await Promise.all([imageUrl(`/api/runs/${run.id}/curves/loss.svg`), imageUrl(`/api/runs/${run.id}/curves/accuracy.svg`)]);
+  const box = $('curves');
+  for (const img of box.querySelectorAll('img')) URL.revokeObjectURL(img.src);
+  box.replaceChildren(
+    el('p', {}, `Run ${run.id}`),
+    loss ? el('img', { src: loss, alt: `Training and validation loss of run ${run.id}` }) : '',
+    acc ? el('img', { src: acc, alt: `Training and validation accuracy of run ${run.id}` }) : '',
+  );
+}
+
+export function renderModel({ status, models, runs, api, imageUrl, el, onError, onChange }) {
+  facts(el, status);
+  training(status, runs);
+  versions(el, models, api, onError, onChange);
+  curves(el, runs, imageUrl).catch(onError);
+  const retrain = $('retrain');
+  retrain.onclick = () => {
+    retrain.disabled = true;
+    api('POST', '/api/train').then(onChange, (err) => {
+      retrain.disabled = false;
+      onError(err);
+    });
+  };
+}
