@@ -170,6 +170,12 @@ export class Daemon {
       logger: opts.logger,
     });
     for (const c of this.connectors) {
+      // Connection state changes are what a user looks for in the log ("is it connected to my mailbox?").
+      if ('on' in c && typeof c.on === 'function') {
+        const on = c.on.bind(c) as (event: string, fn: (...args: unknown[]) => void) => void;
+        for (const event of ['connected', 'disconnected']) on(event, () => opts.logger.info({ source: c.source, account: c.account }, `connector ${event}`));
+        on('error', (err) => opts.logger.warn({ source: c.source, account: c.account, err: (err as Error).message }, 'connector error'));
+      }
       c.start().catch((err: unknown) => opts.logger.error({ source: c.source, account: c.account, err: (err as Error).message }, 'connector failed to start'));
     }
   }

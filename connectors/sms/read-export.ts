@@ -2,7 +2,6 @@
  * The connector's entry point: one export file in, IncomingMessage records out, plus a summary of what was
  * read, skipped and wrong. Format is detected from content; only incoming messages by default.
  */
-import { basename } from 'node:path';
 import type { IncomingMessage } from '../../daemon/types.ts';
 import { parseCsvExport, type CsvColumnNames } from './csv.ts';
 import { detectFormat } from './detect.ts';
@@ -21,11 +20,17 @@ export interface ReadExportOptions {
   columns?: CsvColumnNames;
   /** CSV separator, when guessing from the header row is not wanted. */
   delimiter?: string;
-  /** IncomingMessage.account; default the file's base name. */
+  /**
+   * IncomingMessage.account; default {@link DEFAULT_SMS_ACCOUNT}. Not the file name: the next export of the same
+   * phone has another name, and its old messages must be recognised as already scored.
+   */
   account?: string;
   /** How many problems the summary keeps in detail (all are counted). */
   maxIssues?: number;
 }
+
+/** The account of imported SMS when none is named: one phone. */
+export const DEFAULT_SMS_ACCOUNT = 'phone';
 
 export type SkipReason = 'sent' | 'draft' | 'empty' | 'unknownDirection';
 
@@ -104,7 +109,7 @@ class FileExportReader implements ExportReader {
   constructor(private readonly path: string, private readonly opts: ReadExportOptions) {
     this.summary = {
       file: path,
-      account: opts.account ?? basename(path),
+      account: opts.account ?? DEFAULT_SMS_ACCOUNT,
       read: 0,
       imported: 0,
       skipped: { sent: 0, draft: 0, empty: 0, unknownDirection: 0 },

@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { importExport } from '../../connectors/sms/import.ts';
 import { SmsFolderConnector } from '../../connectors/sms/folder-connector.ts';
-// IMAP-WIRING import { createImapConnectors } from '../../connectors/imap/index.ts';
+import { createImapConnectors } from '../../connectors/imap/index.ts';
 import { loadConfig, smsWatchFolder, type DaemonConfig } from '../config.ts';
 import { Daemon, type ConnectorServices } from '../daemon.ts';
 import { gptspamHome } from '../home.ts';
@@ -29,12 +29,12 @@ function buildConnectors(config: DaemonConfig, home: string, services: Connector
       }),
     );
   }
-  /* IMAP-WIRING connectors.push(
+  connectors.push(
     ...createImapConnectors(config.imap.accounts, {
       scoring: services.scoring, state: services.state, logger: services.logger,
       pollSeconds: config.imap.pollSeconds, backlog: config.imap.backlog,
     }),
-  ); */
+  );
   return connectors;
 }
 
@@ -80,6 +80,7 @@ interface ImportFlags {
   url?: string;
   sent?: boolean;
   format?: 'sms-backup-xml' | 'csv' | 'uci-tsv';
+  account?: string;
 }
 
 async function importFiles(files: string[], flags: ImportFlags): Promise<void> {
@@ -116,6 +117,7 @@ async function importFiles(files: string[], flags: ImportFlags): Promise<void> {
     bar.start(0, 0, { scored: 0, duplicates: 0, spam: 0 });
     const result = await importExport(path, submit, {
       includeSent: flags.sent === true,
+      ...(flags.account ? { account: flags.account } : {}),
       ...(flags.format ? { format: flags.format } : {}),
       onProgress: (r) => bar.update(r.scored + r.duplicates, { scored: r.scored, duplicates: r.duplicates, spam: r.spam }),
     }).finally(() => bar.stop());
@@ -146,6 +148,7 @@ export function registerServeCommands(program: Command): void {
     .argument('<files...>')
     .option('--home <dir>', 'data directory of the daemon')
     .option('--url <url>', 'the daemon\'s address (default from its config)')
+    .option('--account <name>', 'whose phone the export is from, when you import more than one (default: phone)')
     .option('--sent', 'also score messages the phone\'s owner sent')
     .addOption(new Option('--format <format>', 'skip format detection').choices(['sms-backup-xml', 'csv', 'uci-tsv']))
     .action(importFiles);

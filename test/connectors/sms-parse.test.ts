@@ -91,7 +91,7 @@ describe('SMS Backup & Restore XML', () => {
     assert.deepEqual(messages.map((m) => m.receivedAt?.getTime()), incoming.map((s) => s.date));
     for (const m of messages) {
       assert.equal(m.source, 'sms');
-      assert.equal(m.account, 'backup.xml');
+      assert.equal(m.account, 'phone');
       assert.match(m.externalId, /^[0-9a-f]{64}$/);
     }
 
@@ -348,7 +348,7 @@ describe('UCI SMS Spam Collection TSV', () => {
     const reader = readExport(UCI_PATH);
     const messages = await collect(reader);
     assert.equal(reader.summary.format, 'uci-tsv');
-    assert.equal(reader.summary.account, 'SMSSpamCollection');
+    assert.equal(reader.summary.account, 'phone');
     assert.equal(messages.length, rows.length);
     assert.equal(rows.length, 5574);
     assert.deepEqual(messages.map((m) => m.body), rows.map((r) => r.text));
