@@ -67,14 +67,33 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(data);
 }
 
+/**
+ * Reads a JSON body of at most MAX_BODY bytes. An oversized body is refused but still drained (discarded), so
+ * the 413 reaches the client and the keep-alive connection stays usable; leaving a `for await` early would
+ * destroy the socket under the client instead.
+ */
+function readBody(req: HttpRequest): Promise<{ chunks: Buffer[]; size: number }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const tooLarge = () => new HttpError(413, `request body larger than ${MAX_BODY} bytes`);
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) {
+      req.resume();
+      reject(tooLarge());
+      return;
+    }
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY) chunks.push(chunk);
+      else if (size - chunk.length <= MAX_BODY) reject(tooLarge()); // keeps reading, stores nothing more
+    });
+    req.on('end', () => resolve({ chunks, size }));
+    req.on('error', reject);
+  });
+}
+
 async function readJson(req: HttpRequest): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, `request body larger than ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+  const { chunks, size } = await readBody(req);
   if (size === 0) return {};
   let body: unknown;
   try {

@@ -133,7 +133,12 @@ userdb {
   driver = static
   args = uid=${l.mailUser} gid=${l.mailUser} home=${l.dir}/mail/%u
 }
-namespace inbox {
+${commonBlocks(l)}`;
+}
+
+/** What both syntaxes share: the INBOX namespace with its special-use folders, and the loopback listener. */
+function commonBlocks(l: Layout): string {
+  return `namespace inbox {
   inbox = yes
   separator = /
 ${specialUseBlock(l.specialUse)}
@@ -180,20 +185,7 @@ userdb static {
     home = ${l.dir}/mail/%{user}
   }
 }
-namespace inbox {
-  inbox = yes
-  separator = /
-${specialUseBlock(l.specialUse)}
-}
-service imap-login {
-  inet_listener imap {
-    port = ${l.port}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-${l.root ? '' : '  chroot =\n'}}
-${l.root ? '' : 'service anvil {\n  chroot =\n}\n'}`;
+${commonBlocks(l)}`;
 }
 
 // Every running test server, so an exiting test process can kill what it started.
