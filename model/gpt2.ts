@@ -139,7 +139,15 @@ export class GPT2 {
     let x = this.embed(batch.ids);
     const width = batch.ids.shape[1];
     const mask = mode === 'causal' ? causalMask(width) : keyPaddingMask(batch.lengths, width);
-    for (let l = 0; l < upTo; l++) x = this.block(l, x, mask);
+    // Each block's intermediates are freed as soon as it is done (gradients keep what they need), so the peak is
+    // one block's worth, not upTo blocks': on wasm, whose heap cannot shrink or pass 4 GB, that decides how long a
+    // batch fits at all.
+    for (let l = 0; l < upTo; l++) {
+      const input = x;
+      x = tf.tidy(() => this.block(l, input, mask));
+      input.dispose();
+    }
+    mask.dispose();
     return x;
   }
 
