@@ -27,7 +27,6 @@
  * there is no Message-ID: all survive IMAP MOVE/COPY and a server's renumbering, which keep the bytes.
  */
 import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
 import type { Connector, ConnectorState, CorrectionEvent, IncomingMessage, Label, ScoringService } from '../../daemon/types.ts';
@@ -36,6 +35,8 @@ import { accountName, checkAccount, connect, describeError, watchedMailbox, type
 import { findByMessageId, resolveSpamMailbox, uidExists } from './mailboxes.ts';
 import { fetchByUid, fetchNewMessages, mailboxPosition, type FetchedMessage } from './fetch.ts';
 import { flagSpam, moveMessage } from './actions.ts';
+import { asCursor, asMeta, asPending, asRecord, KEY_BYTES, keyOf, sameplace, type Cursor, type ImapMessageMeta, type MessageRecord, type PendingCorrection, type Place } from './records.ts';
+import { Signal } from './signal.ts';
 
 export interface ImapConnectorOptions {
   account: ImapAccount;
@@ -86,104 +87,9 @@ export interface AppliedEvent {
   mailbox?: string;
 }
 
-/**
- * What the connector stores in IncomingMessage.meta (the daemon hands it back in CorrectionEvent.meta).
- * mailbox/uidValidity/uid are where it was scored; it may have moved since, so messageId + date + size (and
- * key, the connector's own record) find it again.
- */
-export interface ImapMessageMeta {
-  mailbox: string;
-  uidValidity: number;
-  uid: number;
-  /** Message-ID header, angle brackets included. */
-  messageId: string | null;
-  /** Date header, ISO 8601. */
-  date: string | null;
-  /** RFC822.SIZE. */
-  size: number;
-  /** The connector's record key (see the file header). */
-  key: string;
-  /** Only a prefix of the message (or of its text) was scored. */
-  truncated: boolean;
-  attachments: number;
-  problems?: string[];
-}
-
-interface Cursor {
-  uidValidity: number;
-  lastUid: number;
-  /**
-   * Newest INTERNALDATE (ms) handled, or where a first run started: after a UIDVALIDITY change, an unknown
-   * message received before this is old mail, not new.
-   */
-  seenMs?: number;
-  /** A UIDVALIDITY change is being worked through (UIDs up to lastUid done). */
-  rescan?: boolean;
-  /** Newest INTERNALDATE met during the rescan; becomes seenMs when it ends. */
-  rescanSeenMs?: number;
-}
-
-/** What the connector knows about one message. */
-interface MessageRecord {
-  /** The daemon's stored message id; absent for a message found in the spam mailbox that was never scored. */
-  id?: number;
-  label?: Label;
-  /** Where it was last seen. uid is unknown after a move on a server without UIDPLUS. */
-  mailbox: string;
-  uidValidity?: number;
-  uid?: number;
-  messageIdHeader?: string;
-  /** Who put it there: our verdict, the user (a move, or a correction in the UI), or the server/someone before us. */
-  by: 'verdict' | 'user' | 'server';
-  /** We decided to move it to the spam mailbox; the move may or may not have happened. */
-  pendingMove?: boolean;
-  /** We decided to move it back to the watched mailbox (a correction in the UI); may or may not have happened. */
-  pendingRestore?: boolean;
-}
-
-/** A correction from the daemon waiting to be carried out on the server; persisted until it is. */
-interface PendingCorrection {
-  messageId: number;
-  label: Label;
-  meta: ImapMessageMeta;
-}
-
-interface Place {
-  mailbox: string;
-  uidValidity: number;
-  uid: number;
-}
-
 type Outcome = 'done' | 'retry' | 'gave-up';
 
-const KEY_BYTES = 16 * 1024;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** A wake-up call that is not lost when it comes before anyone waits. */
-class Signal {
-  private pending = false;
-  private waiter: (() => void) | undefined;
-  notify(): void {
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w();
-    } else {
-      this.pending = true;
-    }
-  }
-  wait(ms: number): Promise<void> {
-    if (this.pending) {
-      this.pending = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const t = setTimeout(() => { this.waiter = undefined; resolve(); }, ms);
-      this.waiter = () => { clearTimeout(t); resolve(); };
-    });
-  }
-  clear(): void { this.pending = false; }
-}
 
 export class ImapConnector extends EventEmitter implements Connector {
   readonly source = 'imap' as const;
@@ -780,79 +686,6 @@ export class ImapConnector extends EventEmitter implements Connector {
   }
 }
 
-/**
- * Message-ID + Date header + size, or the first 16 KiB + size when there is no Message-ID; hashed to a
- * short key. The date tells apart a resent message that reuses its Message-ID.
- */
-export function messageKey(messageId: string | undefined, date: Date | undefined, size: number, source: Buffer): string {
-  const h = createHash('sha256');
-  if (messageId) h.update(`mid\0${messageId}\0${date ? date.toISOString() : ''}\0${size}`);
-  else h.update(`src\0${size}\0`).update(source.subarray(0, KEY_BYTES));
-  return h.digest('base64url').slice(0, 32);
-}
-
-function keyOf(msg: FetchedMessage): string {
-  return messageKey(msg.messageId, msg.date, msg.size, msg.source);
-}
-
-function sameplace(rec: MessageRecord, here: Place): boolean {
-  return rec.mailbox === here.mailbox && rec.uidValidity === here.uidValidity && rec.uid === here.uid;
-}
-
 function round(p: number): number {
   return Math.round(p * 1000) / 1000;
-}
-
-function asCursor(v: unknown): Cursor | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  const c = v as Record<string, unknown>;
-  if (typeof c.uidValidity !== 'number' || typeof c.lastUid !== 'number') return undefined;
-  const cursor: Cursor = { uidValidity: c.uidValidity, lastUid: c.lastUid };
-  if (typeof c.seenMs === 'number') cursor.seenMs = c.seenMs;
-  if (c.rescan === true) cursor.rescan = true;
-  if (typeof c.rescanSeenMs === 'number') cursor.rescanSeenMs = c.rescanSeenMs;
-  return cursor;
-}
-
-function asRecord(v: unknown): MessageRecord | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  const r = v as Record<string, unknown>;
-  if (typeof r.mailbox !== 'string' || (r.by !== 'verdict' && r.by !== 'user' && r.by !== 'server')) return undefined;
-  const rec: MessageRecord = { mailbox: r.mailbox, by: r.by };
-  if (typeof r.id === 'number') rec.id = r.id;
-  if (r.label === 'ham' || r.label === 'spam') rec.label = r.label;
-  if (typeof r.uidValidity === 'number') rec.uidValidity = r.uidValidity;
-  if (typeof r.uid === 'number') rec.uid = r.uid;
-  if (typeof r.messageIdHeader === 'string') rec.messageIdHeader = r.messageIdHeader;
-  if (r.pendingMove === true) rec.pendingMove = true;
-  if (r.pendingRestore === true) rec.pendingRestore = true;
-  return rec;
-}
-
-/** The meta this connector stored, checked: it comes back from the daemon's database. */
-export function asMeta(v: unknown): ImapMessageMeta | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  const m = v as Record<string, unknown>;
-  if (typeof m.mailbox !== 'string' || typeof m.key !== 'string' || typeof m.size !== 'number') return undefined;
-  const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
-  const str = (x: unknown) => (typeof x === 'string' && x ? x : null);
-  return {
-    mailbox: m.mailbox,
-    uidValidity: num(m.uidValidity),
-    uid: num(m.uid),
-    messageId: str(m.messageId),
-    date: str(m.date),
-    size: m.size,
-    key: m.key,
-    truncated: m.truncated === true,
-    attachments: num(m.attachments),
-  };
-}
-
-function asPending(v: unknown): PendingCorrection | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  const p = v as Record<string, unknown>;
-  const meta = asMeta(p.meta);
-  if (typeof p.messageId !== 'number' || (p.label !== 'ham' && p.label !== 'spam') || !meta) return undefined;
-  return { messageId: p.messageId, label: p.label, meta };
 }

@@ -4,7 +4,8 @@ import type { ConnectorState, ScoringService } from '../../daemon/types.ts';
 import { accountName, type ImapAccount } from './account.ts';
 import { ImapConnector } from './connector.ts';
 
-export { ImapConnector, type ImapConnectorOptions, type ImapMessageMeta, type AppliedEvent, type CorrectedEvent, type ScoredEvent } from './connector.ts';
+export { ImapConnector, type ImapConnectorOptions, type AppliedEvent, type CorrectedEvent, type ScoredEvent } from './connector.ts';
+export { type ImapMessageMeta } from './records.ts';
 export { accountName, type ImapAccount, type ImapSecurity, type SpamAction } from './account.ts';
 
 export interface ImapConnectorDeps {
