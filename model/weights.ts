@@ -72,8 +72,35 @@ export function weightBytes(cfg: GPT2Config): number {
   return n * 4;
 }
 
-/** wasm memory is 32-bit addressed: weights plus activations must fit in 4 GiB. */
-const WASM_WEIGHT_LIMIT = 3.2 * 1024 ** 3;
+const GiB = 1024 ** 3;
+/** wasm memory is 32-bit addressed: 4 GiB at most, and it never shrinks. */
+const WASM_HEAP_LIMIT = 4 * GiB;
+/** Activations of a scoring or training batch (one block at a time) plus the allocator's slack; measured ~0.4 GiB for 124M. */
+const WASM_WORKING_BYTES = 0.6 * GiB;
+
+/**
+ * What the wasm backend's heap must hold to run this model: the weights, plus the copy XNNPACK packs of every
+ * projection matrix the first time it multiplies by it (measured: +0.37 GiB for 124M), plus working memory.
+ */
+export function wasmBytesNeeded(cfg: GPT2Config): number {
+  const projections = 12 * cfg.nEmbd * cfg.nEmbd * cfg.nLayer * 4; // c_attn 3E², attn c_proj E², c_fc 4E², mlp c_proj 4E²
+  return weightBytes(cfg) + projections + WASM_WORKING_BYTES;
+}
+
+/**
+ * Refuses, before anything is allocated, a model the backend cannot hold. On wasm this is the only safe place to
+ * stop: running out of its heap later aborts the single-threaded build and hangs the multi-threaded one.
+ */
+export function checkFitsBackend(config: GPT2Config, where: string, backend = tf.getBackend()): void {
+  const bytes = wasmBytesNeeded(config);
+  if (backend === 'wasm' && bytes > WASM_HEAP_LIMIT) {
+    throw new Error(
+      `${where}: this model needs about ${(bytes / GiB).toFixed(1)} GiB to run on the wasm backend (weights ` +
+        `${(weightBytes(config) / GiB).toFixed(1)} GiB plus packed copies and activations), more than its 4 GiB ` +
+        'address space; use --backend node or --backend gpu (see README) or a smaller GPT-2',
+    );
+  }
+}
 
 /**
  * Loads a GPT-2 backbone from a Hugging Face `model.safetensors`. The configuration comes from a
@@ -158,16 +185,6 @@ async function readConfig(
   return configFromHuggingFace(json, candidate);
 }
 
-function checkFitsBackend(config: GPT2Config, path: string): void {
-  const bytes = weightBytes(config);
-  if (tf.getBackend() === 'wasm' && bytes > WASM_WEIGHT_LIMIT) {
-    throw new Error(
-      `${path}: this model needs ${(bytes / 1024 ** 3).toFixed(1)} GiB for its weights, more than the wasm backend's ` +
-        `4 GiB address space allows; use --backend node or --backend gpu (see README) or a smaller GPT-2`,
-    );
-  }
-}
-
 /**
  * SHA-256 of a file, streamed. Cached beside the file (keyed by size and mtime) because hashing a 6 GB
  * checkpoint takes a while and the daemon needs the hash at every start.
@@ -194,6 +211,7 @@ export async function fileSha256(path: string): Promise<string> {
  * scaled by 1/sqrt(2·layers) as in the GPT-2 paper), for training from scratch.
  */
 export function initGPT2(config: GPT2Config, seed: number): GPT2Weights {
+  checkFitsBackend(config, `a ${config.nLayer}-layer, ${config.nEmbd}-wide GPT-2`);
   const tensors: WeightMap = new Map();
   let s = seed;
   const residualStd = 0.02 / Math.sqrt(2 * config.nLayer);

@@ -12,7 +12,7 @@ import { GPT2_PRESETS, inferConfig, parameterCount } from '../../model/config.ts
 import { SafetensorsFile, writeSafetensors } from '../../model/safetensors.ts';
 import { trainStep } from '../../model/step.ts';
 import { decode, encode, padBatch, PAD_TOKEN_ID } from '../../model/tokenizer.ts';
-import { loadGPT2 } from '../../model/weights.ts';
+import { checkFitsBackend, loadGPT2 } from '../../model/weights.ts';
 import { useTestBackend } from '../helpers/backend.ts';
 import { assertClose, loadExpected, TINY_DIR, TINY_MODEL } from '../helpers/fixture.ts';
 
@@ -100,6 +100,15 @@ describe('weights loader', () => {
       t.get('ln_f.weight')!.data[3] = NaN;
     });
     await assert.rejects(loadGPT2(path), /tensor "ln_f\.weight" holds a non-finite value at element 3/);
+  });
+
+  test('a model too big for wasm is refused up front with the way out, not left to hang the backend', () => {
+    // 124M measured at ~1.3 GiB of heap in the benchmark; 774M's weights alone are 2.9 GiB before XNNPACK's packed copies.
+    checkFitsBackend(GPT2_PRESETS['124M'], 'gpt2', 'wasm');
+    checkFitsBackend(GPT2_PRESETS['355M'], 'gpt2-medium', 'wasm');
+    assert.throws(() => checkFitsBackend(GPT2_PRESETS['774M'], 'gpt2-large', 'wasm'), /^Error: gpt2-large: this model needs about 6\.1 GiB to run on the wasm backend .*--backend node or --backend gpu/);
+    assert.throws(() => checkFitsBackend(GPT2_PRESETS['1558M'], 'gpt2-xl', 'wasm'), /needs about 11\.9 GiB/);
+    checkFitsBackend(GPT2_PRESETS['1558M'], 'gpt2-xl', 'tensorflow');
   });
 });
 
