@@ -74,6 +74,15 @@ export const configSchema = z
         maxPerCorpus: z.number().int().min(10).default(1500),
         /** A candidate is promoted when its held-out accuracy is at least the current one's minus this. */
         promoteTolerance: z.number().min(0).max(1).default(0),
+        /**
+         * Runs with new labels continue from the current model for `epochs` epochs over those labels plus `replay`
+         * times as many replayed examples (seconds, not minutes); epochs 0 always trains from the base over
+         * everything. Runs without new labels, and after a change of base model or layers, train from the base.
+         */
+        refine: z
+          .object({ epochs: z.number().int().min(0).max(20).default(2), replay: z.number().min(0).max(100).default(4) })
+          .strict()
+          .prefault({}),
         /** Share of examples (chosen by content hash, so stable across runs) held out for validation. */
         heldOutFraction: z.number().min(0.05).max(0.5).default(0.2),
       })

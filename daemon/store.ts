@@ -187,6 +187,8 @@ export interface TrainingExample {
   label: Label;
   /** Where it came from: 'correction' (a user's label) or 'known' (a labelled import). */
   origin: 'correction' | 'known';
+  /** When the label was given: the latest correction, or when a labelled import stored the message. */
+  labelledAt: string;
 }
 
 const SNIPPET_CHARS = 200;
@@ -444,10 +446,16 @@ export class Store {
   /** Every message whose label a person gave: current corrections and labelled imports. */
   async labelledExamples(): Promise<TrainingExample[]> {
     const rows = await this.db.all<Row>(
-      `SELECT text, COALESCE(correction_label, known_label) AS label, correction_label IS NOT NULL AS corrected
-       FROM messages WHERE correction_label IS NOT NULL OR known_label IS NOT NULL ORDER BY id`,
+      `SELECT text, COALESCE(correction_label, known_label) AS label, correction_label IS NOT NULL AS corrected,
+              COALESCE((SELECT MAX(c.created_at) FROM corrections c WHERE c.message_id = m.id), m.created_at) AS labelled_at
+       FROM messages m WHERE correction_label IS NOT NULL OR known_label IS NOT NULL ORDER BY id`,
     );
-    return rows.map((r) => ({ text: String(r.text), label: r.label as Label, origin: Number(r.corrected) ? 'correction' : 'known' }));
+    return rows.map((r) => ({
+      text: String(r.text),
+      label: r.label as Label,
+      origin: Number(r.corrected) ? 'correction' : 'known',
+      labelledAt: String(r.labelled_at),
+    }));
   }
 
   /** Corrections recorded after `since` (ISO time), withdrawals included. */

@@ -20,6 +20,8 @@ export interface LabelledText {
   text: string;
   label: Label;
   origin: 'sms-collection' | 'spamassassin' | 'correction' | 'known';
+  /** A label given after the current model's run began, so that model never saw it. */
+  fresh?: boolean;
 }
 
 export interface TrainingSplit {
@@ -115,4 +117,16 @@ export function splitByHash(examples: LabelledText[], heldOutFraction: number, v
     else split.train.push(e);
   }
   return split;
+}
+
+/**
+ * What a refining run trains on: every fresh label in `train`, plus `replay` times as many (at least one batch
+ * of `minReplay`) other training examples drawn with a fixed seed, so that continuing from the current model
+ * learns the new labels without drifting away from what it knew.
+ */
+export function refineSet(train: LabelledText[], replay: number, seed: string, minReplay = 64): LabelledText[] {
+  const fresh = train.filter((e) => e.fresh);
+  const rest = train.filter((e) => !e.fresh);
+  const n = Math.min(rest.length, Math.max(minReplay, Math.round(replay * fresh.length)));
+  return [...fresh, ...shuffled(rest, seedrandom(seed)).slice(0, n)];
 }

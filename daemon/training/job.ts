@@ -26,6 +26,8 @@ export interface TrainJob {
   personal: LabelledText[];
   /** The model now scoring, evaluated on the same held-out set for the promotion decision. */
   current: { version: number; dir: string } | null;
+  /** Continue from `current` on the fresh labels plus replayed examples (when it fits this job's base and layers). */
+  refine: { epochs: number; replay: number } | null;
 }
 
 export interface HeldOutMetrics {
@@ -43,6 +45,8 @@ export type WorkerReport =
   | {
       type: 'done';
       baseHash: string;
+      /** The version this run continued from; null when it trained from the base. */
+      refinedFrom: number | null;
       trainingSize: number;
       corrections: number;
       candidate: HeldOutMetrics;

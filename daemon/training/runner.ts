@@ -94,7 +94,13 @@ export class TrainingRunner extends EventEmitter {
       const version = await this.store.nextModelVersion();
       const outDir = join(this.home, 'models', 'versions', `v${version}`);
       const current = currentVersion === null ? null : await this.store.getModel(currentVersion);
-      const personal: LabelledText[] = (await this.store.labelledExamples()).map((e) => ({ text: e.text, label: e.label, origin: e.origin }));
+      // Labels given after the current model's run began are new to it: a refining run trains on them.
+      const seenUntil = current ? ((current.runId !== null ? (await this.store.getRun(current.runId))?.startedAt : undefined) ?? current.createdAt) : null;
+      const personal: LabelledText[] = (await this.store.labelledExamples()).map((e) => ({
+        text: e.text, label: e.label, origin: e.origin, fresh: seenUntil !== null && e.labelledAt > seenUntil,
+      }));
+      const fresh = personal.filter((e) => e.fresh).length;
+      const refine = this.config.training.refine;
       const m = this.config.model;
       const job: TrainJob = {
         home: this.home, version, outDir, backend: this.config.backend, base,
@@ -104,8 +110,9 @@ export class TrainingRunner extends EventEmitter {
         heldOutFraction: this.config.training.heldOutFraction,
         personal,
         current: current ? { version: current.version, dir: current.dir } : null,
+        refine: current && fresh > 0 && refine.epochs > 0 ? { epochs: refine.epochs, replay: refine.replay } : null,
       };
-      await this.store.updateRun(runId, { appendLog: [`base model: ${base.name}; ${personal.length} labels from people`] });
+      await this.store.updateRun(runId, { appendLog: [`base model: ${base.name}; ${personal.length} labels from people, ${fresh} new since the current model`] });
       const done = await this.runWorker(a, job);
       if (a.stopping) {
         await this.store.finishRun(runId, { status: 'interrupted', error: 'stopped' });

@@ -8,14 +8,14 @@ import { writeSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initBackend } from '../../model/backend.ts';
-import { loadCheckpoint, saveCheckpoint } from '../../model/checkpoint.ts';
-import { GPT2Classifier } from '../../model/classifier.ts';
-import { SCRATCH_SIZES } from '../../model/config.ts';
+import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from '../../model/checkpoint.ts';
+import { GPT2Classifier, type TrainableLayers } from '../../model/classifier.ts';
+import { SCRATCH_SIZES, type GPT2Config } from '../../model/config.ts';
 import { computeMetrics } from '../../model/metrics.ts';
 import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier, type EncodedExample } from '../../model/train.ts';
 import { TrunkCache } from '../../model/trunk-cache.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
-import { smsCollection, spamAssassin, splitByHash, type LabelledText } from './corpus.ts';
+import { refineSet, smsCollection, spamAssassin, splitByHash, type LabelledText } from './corpus.ts';
 import type { HeldOutMetrics, TrainJob, WorkerReport } from './job.ts';
 
 const REPORT_FD = 3;
@@ -30,6 +30,34 @@ function heldOutMetrics(clf: GPT2Classifier, set: EncodedExample[], batchSize: n
   const r = evaluate(clf, set, { batchSize, features: defaultFeatures(clf, maxTokens, cache) });
   const m = computeMetrics(set.map((e) => e.label), r.predictions, 2);
   return { accuracy: m.accuracy, precision: m.precision, recall: m.recall, f1: m.f1, count: set.length };
+}
+
+/**
+ * The classifier a run trains: the current model, to refine it, when the job asks for that and the current model
+ * was trained on this job's base weights with the same trainable layers; otherwise a fresh head on the base.
+ */
+async function startingPoint(job: TrainJob, layers: TrainableLayers): Promise<{ classifier: GPT2Classifier; refinedFrom: number | null }> {
+  if (job.refine && job.current) {
+    const info = await readCheckpointInfo(job.current.dir).catch(() => null);
+    const sameBase = info !== null && (job.base.kind === 'pretrained'
+      ? info.base.scratchSeed === undefined && info.base.source === job.base.path
+      : info.base.scratchSeed === job.base.seed && sameConfig(info.base.config, SCRATCH_SIZES[job.base.size]));
+    if (info && sameBase && info.options.layers === layers && info.maxTokens === job.maxTokens) {
+      try {
+        return { classifier: (await loadCheckpoint(job.current.dir)).classifier, refinedFrom: job.current.version };
+      } catch (err) {
+        log(`cannot continue from version ${job.current.version} (${(err as Error).message}): training from the base`);
+      }
+    } else {
+      log(`version ${job.current.version} was trained on another base, layers or length: training from the base`);
+    }
+  }
+  const base = job.base.kind === 'pretrained' ? await loadGPT2(job.base.path) : initGPT2(SCRATCH_SIZES[job.base.size], job.base.seed);
+  return { classifier: new GPT2Classifier(base, { layers, numClasses: 2 }), refinedFrom: null };
+}
+
+function sameConfig(a: GPT2Config, b: GPT2Config): boolean {
+  return (Object.keys(b) as (keyof GPT2Config)[]).every((k) => a[k] === b[k]);
 }
 
 async function run(job: TrainJob): Promise<void> {
@@ -55,13 +83,18 @@ async function run(job: TrainJob): Promise<void> {
     throw new Error(`only ${split.train.length} training examples: prepare the SMS collection (gptspam data sms), enable the SpamAssassin corpus, or label more messages`);
   }
 
-  const base = job.base.kind === 'pretrained' ? await loadGPT2(job.base.path) : initGPT2(SCRATCH_SIZES[job.base.size], job.base.seed);
   // Random weights are no use frozen: a from-scratch model trains every layer.
   const layers = job.base.kind === 'scratch' ? 'all' : job.layers;
-  const clf = new GPT2Classifier(base, { layers, numClasses: 2 });
+  const start = await startingPoint(job, layers);
+  const clf = start.classifier;
   const maxTokens = Math.min(job.maxTokens, clf.config.nPositions);
   const encode = (set: LabelledText[], tokens = maxTokens) => encodeExamples(set.map((e) => ({ text: e.text, label: LABEL_IDS[e.label] })), tokens);
-  const train = encode(split.train);
+  const trainTexts = start.refinedFrom === null ? split.train : refineSet(split.train, job.refine!.replay, `refine:${job.version}`);
+  if (start.refinedFrom !== null) {
+    const fresh = trainTexts.filter((e) => e.fresh).length;
+    log(`refining version ${start.refinedFrom}: ${fresh} new labels + ${trainTexts.length - fresh} replayed examples, ${job.refine!.epochs} epochs`);
+  }
+  const train = encode(trainTexts);
   const validation = encode(split.validation);
   const heldOut = encode(split.heldOut);
   // Activations of the frozen trunk persist across runs on disk: re-fine-tuning only computes new messages'.
@@ -70,7 +103,7 @@ async function run(job: TrainJob): Promise<void> {
 
   let lastReport = 0;
   const result = trainClassifier(clf, train, validation, {
-    epochs: job.epochs,
+    epochs: start.refinedFrom === null ? job.epochs : job.refine!.epochs,
     batchSize: job.batchSize,
     maxTokens,
     features,
@@ -103,7 +136,7 @@ async function run(job: TrainJob): Promise<void> {
       log(`the current model (version ${job.current.version}) could not be evaluated: ${(err as Error).message}`);
     }
   }
-  report({ type: 'done', baseHash, trainingSize: train.length, corrections, candidate, current, seconds: (performance.now() - started) / 1000 });
+  report({ type: 'done', baseHash, refinedFrom: start.refinedFrom, trainingSize: train.length, corrections, candidate, current, seconds: (performance.now() - started) / 1000 });
 }
 
 const jobPath = process.argv[2];

@@ -164,6 +164,10 @@ test('a correction is stored, broadcast, filterable, undoable, and the next run 
     const models = await d.api<ModelsAnswer>('GET', '/api/models');
     const created = models.models.find((m) => m.version === version)!;
     assert.equal(created.corrections, 2, 'both current corrections are in its training set');
+    // New labels since version 1: the run continues from it instead of starting again from the base.
+    const log = (await d.api<{ log: string[] }>('GET', `/api/runs/${run.id}`)).log.join('\n');
+    assert.match(log, /2 new since the current model/);
+    assert.match(log, /refining version 1: \d new labels \+ \d+ replayed examples, 2 epochs/);
     assert.equal(typeof created.comparedWith!.candidateAccuracy, 'number');
     assert.equal(typeof created.comparedWith!.currentAccuracy, 'number');
     if ((finished.run as RunView).promoted) {
