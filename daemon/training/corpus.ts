@@ -124,7 +124,7 @@ export function splitByHash(examples: LabelledText[], heldOutFraction: number, v
  * of `minReplay`) other training examples drawn with a fixed seed, so that continuing from the current model
  * learns the new labels without drifting away from what it knew.
  */
-export function refineSet(train: LabelledText[], replay: number, seed: string, minReplay = 64): LabelledText[] {
+export function refineSet<T extends { fresh?: boolean }>(train: T[], replay: number, seed: string, minReplay = 64): T[] {
   const fresh = train.filter((e) => e.fresh);
   const rest = train.filter((e) => !e.fresh);
   const n = Math.min(rest.length, Math.max(minReplay, Math.round(replay * fresh.length)));
