@@ -45,8 +45,6 @@ export type WorkerReport =
   | {
       type: 'done';
       baseHash: string;
-      /** The version this run continued from; null when it trained from the base. */
-      refinedFrom: number | null;
       trainingSize: number;
       corrections: number;
       candidate: HeldOutMetrics;

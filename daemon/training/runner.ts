@@ -95,7 +95,8 @@ export class TrainingRunner extends EventEmitter {
       const outDir = join(this.home, 'models', 'versions', `v${version}`);
       const current = currentVersion === null ? null : await this.store.getModel(currentVersion);
       // Labels given after the current model's run began are new to it: a refining run trains on them.
-      const seenUntil = current ? ((current.runId !== null ? (await this.store.getRun(current.runId))?.startedAt : undefined) ?? current.createdAt) : null;
+      const currentRun = current?.runId != null ? await this.store.getRun(current.runId) : undefined;
+      const seenUntil = current ? (currentRun?.startedAt ?? current.createdAt) : null;
       const personal: LabelledText[] = (await this.store.labelledExamples()).map((e) => ({
         text: e.text, label: e.label, origin: e.origin, fresh: seenUntil !== null && e.labelledAt > seenUntil,
       }));

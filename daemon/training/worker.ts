@@ -42,7 +42,8 @@ async function startingPoint(job: TrainJob, layers: TrainableLayers): Promise<{ 
     const sameBase = info !== null && (job.base.kind === 'pretrained'
       ? info.base.scratchSeed === undefined && info.base.source === job.base.path
       : info.base.scratchSeed === job.base.seed && sameConfig(info.base.config, SCRATCH_SIZES[job.base.size]));
-    if (info && sameBase && info.options.layers === layers && info.maxTokens === job.maxTokens) {
+    // The checkpoint records the truncation length it trained with: the job's, capped by the model's context.
+    if (info && sameBase && info.options.layers === layers && info.maxTokens === Math.min(job.maxTokens, info.base.config.nPositions)) {
       try {
         return { classifier: (await loadCheckpoint(job.current.dir)).classifier, refinedFrom: job.current.version };
       } catch (err) {
@@ -89,10 +90,11 @@ async function run(job: TrainJob): Promise<void> {
   const clf = start.classifier;
   const maxTokens = Math.min(job.maxTokens, clf.config.nPositions);
   const encode = (set: LabelledText[], tokens = maxTokens) => encodeExamples(set.map((e) => ({ text: e.text, label: LABEL_IDS[e.label] })), tokens);
-  const trainTexts = start.refinedFrom === null ? split.train : refineSet(split.train, job.refine!.replay, `refine:${job.version}`);
-  if (start.refinedFrom !== null) {
+  const refining = start.refinedFrom === null ? null : job.refine;
+  const trainTexts = refining ? refineSet(split.train, refining.replay, `refine:${job.version}`) : split.train;
+  if (refining) {
     const fresh = trainTexts.filter((e) => e.fresh).length;
-    log(`refining version ${start.refinedFrom}: ${fresh} new labels + ${trainTexts.length - fresh} replayed examples, ${job.refine!.epochs} epochs`);
+    log(`refining version ${start.refinedFrom}: ${fresh} new labels + ${trainTexts.length - fresh} replayed examples, ${refining.epochs} epochs`);
   }
   const train = encode(trainTexts);
   const validation = encode(split.validation);
@@ -103,7 +105,7 @@ async function run(job: TrainJob): Promise<void> {
 
   let lastReport = 0;
   const result = trainClassifier(clf, train, validation, {
-    epochs: start.refinedFrom === null ? job.epochs : job.refine!.epochs,
+    epochs: refining?.epochs ?? job.epochs,
     batchSize: job.batchSize,
     maxTokens,
     features,
@@ -136,7 +138,7 @@ async function run(job: TrainJob): Promise<void> {
       log(`the current model (version ${job.current.version}) could not be evaluated: ${(err as Error).message}`);
     }
   }
-  report({ type: 'done', baseHash, refinedFrom: start.refinedFrom, trainingSize: train.length, corrections, candidate, current, seconds: (performance.now() - started) / 1000 });
+  report({ type: 'done', baseHash, trainingSize: train.length, corrections, candidate, current, seconds: (performance.now() - started) / 1000 });
 }
 
 const jobPath = process.argv[2];
