@@ -7,8 +7,16 @@ import { join } from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
 
-const label = z.enum(['ham', 'spam']);
 const probability = z.number().min(0).max(1);
+/** A spam threshold (probability), or spam and ham thresholds; between them a message is uncertain. */
+const fixedThreshold = z.union([
+  probability.transform((spam) => ({ spam, ham: spam })),
+  z
+    .object({ spam: probability, ham: probability.optional() })
+    .strict()
+    .transform((t) => ({ spam: t.spam, ham: t.ham ?? t.spam }))
+    .refine((t) => t.ham <= t.spam, { message: 'ham must not be above spam' }),
+]);
 
 const imapAccount = z
   .object({
@@ -57,8 +65,22 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    thresholds: z
-      .object({ imap: probability.default(0.5), sms: probability.default(0.5), api: probability.default(0.5) })
+    verdicts: z
+      .object({
+        /**
+         * Every training run sets each kind's spam threshold from held-out messages: the lowest score at which the
+         * held-out ham loss (share of real mail flagged as spam) is at most this, judged by an upper confidence bound.
+         */
+        targetHamLoss: z.number().gt(0).lt(0.5).default(0.005),
+        /** Confidence of that bound. */
+        confidence: z.number().min(0.5).lt(1).default(0.95),
+        /** Below the spam threshold, an uncertain band sized to hold about this share of held-out ham. */
+        reviewHamShare: z.number().min(0).max(0.5).default(0.02),
+        /** Thresholds fixed by the user per kind of message: they win over calibrated ones. */
+        thresholds: z.object({ email: fixedThreshold, sms: fixedThreshold, other: fixedThreshold }).partial().strict().prefault({}),
+        /** Messages from addresses the user has written to (and phone contacts) are ham, whatever the score. */
+        knownCorrespondents: z.boolean().default(true),
+      })
       .strict()
       .prefault({}),
     training: z
@@ -69,9 +91,21 @@ export const configSchema = z
         afterCorrections: z.number().int().min(0).default(50),
         /** Built-in corpora in the training set. */
         smsCollection: z.boolean().default(true),
+        /**
+         * The SMS Spam Collection file (label<TAB>text) to use as it is; default <home>/data/sms/SMSSpamCollection,
+         * downloaded (and checked) when missing.
+         */
+        smsCollectionFile: z.string().min(1).optional(),
+        /** Where the SMS Spam Collection zip is downloaded from (a mirror); default the UCI repository. */
+        smsCollectionUrl: z.url().optional(),
         spamAssassin: z.boolean().default(true),
-        /** At most this many examples from each built-in corpus (balanced ham/spam); corrections always all. */
+        /** At most this many training examples from each built-in corpus (balanced ham/spam); corrections always all. */
         maxPerCorpus: z.number().int().min(10).default(1500),
+        /**
+         * At most this many held-out examples of each built-in corpus, never trained on: what each run is judged and
+         * its thresholds are calibrated on (the more ham, the lower a threshold can be shown to be safe).
+         */
+        maxHeldOutPerCorpus: z.number().int().min(10).default(3000),
         /** A candidate is promoted when its held-out accuracy is at least the current one's minus this. */
         promoteTolerance: z.number().min(0).max(1).default(0),
         /**
@@ -110,8 +144,8 @@ export const configSchema = z
   .strict();
 
 export type DaemonConfig = z.infer<typeof configSchema>;
+export type FixedThreshold = z.infer<typeof fixedThreshold>;
 export type ImapAccountConfig = z.infer<typeof imapAccount>;
-export type ConfigLabel = z.infer<typeof label>;
 
 /** Environment variables that override config keys (after the file). */
 export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'number' }> = {
@@ -124,6 +158,11 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'n
 };
 
 export class ConfigError extends Error {}
+
+/** Keys of earlier versions, with where they went. */
+const MOVED: Record<string, string> = {
+  thresholds: 'moved: spam thresholds are calibrated per kind of message now; to fix one, set verdicts.thresholds.email / .sms / .other',
+};
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
   let node = obj;
@@ -142,7 +181,7 @@ export function parseConfig(raw: unknown, where: string): DaemonConfig {
     const problems = result.error.issues.map((i) => {
       const at = i.path.map(String);
       // Name the unknown key itself (a typo is the usual cause), not the object holding it.
-      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${[...at, k].join('.')}: unknown key`).join('; ');
+      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${[...at, k].join('.')}: ${MOVED[[...at, k].join('.')] ?? 'unknown key'}`).join('; ');
       return `${at.length ? at.join('.') : '(top level)'}: ${i.message}`;
     });
     throw new ConfigError(`${where}: ${problems.join('; ')}`);

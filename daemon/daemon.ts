@@ -73,7 +73,7 @@ export class Daemon {
       if (interrupted) logger.warn({ runs: interrupted }, 'training runs left unfinished by the last shutdown were marked interrupted');
       const backend = await initBackend(config.backend, { log: (line) => logger.info(line) });
       const host = new ModelHost();
-      const scoring = new Scoring(store, host, config.thresholds);
+      const scoring = new Scoring(store, host, config.verdicts);
       const runner = new TrainingRunner(store, host, config, home, logger);
       let daemon: Daemon | undefined;
       const server = new ApiServer({
@@ -141,7 +141,7 @@ export class Daemon {
     const model = version === null ? undefined : await store.getModel(version);
     if (model) {
       try {
-        await host.load(model.version, model.dir);
+        await host.load(model.version, model.dir, model.calibration);
         opts.logger.info({ version: model.version, base: model.base }, 'model loaded');
         return;
       } catch (err) {

@@ -16,7 +16,8 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value !== undefined && value.trim() !== '' ? value : undefined;
 }
 
-function expandTilde(path: string): string {
+/** `~` and `~/…` as the shell would expand them (config files and quoted variables do not go through one). */
+export function expandTilde(path: string): string {
   if (path === '~') return homedir();
   if (path.startsWith('~/')) return join(homedir(), path.slice(2));
   return path;

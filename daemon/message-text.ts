@@ -2,17 +2,17 @@
  * The text the classifier reads for a message. Training and scoring both call this one function, so what the
  * model learned from and what it is asked about are built the same way.
  *
- * E-mail: the subject and sender matter as much as the body (spam fakes both), so they lead, each on its own
- * line. Text messages: the body alone, like the SMS Spam Collection the model learns SMS from (a phone number
- * says little and the training data has none).
+ * E-mail (and messages of other kinds, which may carry a subject and sender too): the subject and sender matter as
+ * much as the body (spam fakes both), so they lead, each on its own line. Text messages: the body alone, like the
+ * SMS Spam Collection the model learns SMS from (a phone number says little and the training data has none).
  */
-import type { SourceKind } from './types.ts';
+import type { MessageKind } from './types.ts';
 
 /** Characters kept; the tokenizer truncates further (to the model's maxTokens), this bounds the work first. */
 export const MODEL_TEXT_CHARS = 4000;
 
 export interface TextParts {
-  source: SourceKind;
+  kind: MessageKind;
   sender?: string | null;
   subject?: string | null;
   body: string;
@@ -31,7 +31,7 @@ function tidy(text: string): string {
 export function modelText(m: TextParts): string {
   const body = tidy(m.body.slice(0, MODEL_TEXT_CHARS * 2));
   let text: string;
-  if (m.source === 'sms') {
+  if (m.kind === 'sms') {
     text = body;
   } else {
     const head = [m.subject ? `Subject: ${tidy(m.subject)}` : '', m.sender ? `From: ${tidy(m.sender)}` : ''].filter(Boolean).join('\n');

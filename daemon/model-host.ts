@@ -7,9 +7,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadCheckpoint, type CheckpointInfo } from '../model/checkpoint.ts';
 import type { GPT2Classifier } from '../model/classifier.ts';
 import { BatchScorer } from '../model/scorer.ts';
+import type { ModelCalibration } from './verdicts.ts';
 
 interface Loaded {
   version: number;
+  /** Its thresholds per kind of message (null for a model from before calibration: nothing is called spam). */
+  calibration: ModelCalibration | null;
   classifier: GPT2Classifier;
   info: CheckpointInfo;
   scorer: BatchScorer;
@@ -36,10 +39,10 @@ export class ModelHost {
   }
 
   /** Loads version `version` from its checkpoint folder and makes it the one that scores. */
-  async load(version: number, dir: string): Promise<void> {
+  async load(version: number, dir: string, calibration: ModelCalibration | null): Promise<void> {
     const { classifier, info } = await loadCheckpoint(dir);
     const next: Loaded = {
-      version, classifier, info,
+      version, calibration, classifier, info,
       scorer: new BatchScorer(classifier, { maxTokens: info.maxTokens, batchSize: 16 }),
       inFlight: 0,
       retired: false,
@@ -50,22 +53,18 @@ export class ModelHost {
     for (const resolve of this.readyWaiters.splice(0)) resolve();
   }
 
-  /** Spam probability of a model text, and the version that computed it. */
-  async score(text: string): Promise<{ spamProbability: number; version: number }> {
+  /** Class logits [ham, spam] of a model text, with the version that computed them and its calibration. */
+  async score(text: string): Promise<{ logits: number[]; version: number; calibration: ModelCalibration | null }> {
     if (!this.current) await this.whenReady();
     const model = this.current!;
     model.inFlight++;
     try {
-      const [, spam] = await model.scorer.score(text);
-      return { spamProbability: spam!, version: model.version };
+      const logits = await model.scorer.score(text);
+      return { logits, version: model.version, calibration: model.calibration };
     } finally {
       model.inFlight--;
       if (model.retired && model.inFlight === 0) this.free(model);
     }
-  }
-
-  async scoreMany(texts: string[]): Promise<Array<{ spamProbability: number; version: number }>> {
-    return Promise.all(texts.map((t) => this.score(t)));
   }
 
   private retire(model: Loaded): void {

@@ -1,16 +1,20 @@
 /**
- * The in-process scoring service the connectors and the API call: a message in, a stored verdict out. The
- * verdict keeps the spam probability and the threshold beside the label, so a threshold changed later can be
- * re-applied without re-scoring.
+ * The in-process scoring service the connectors and the API call: a message in, a stored verdict out. The model
+ * gives a score (log-odds of spam); the verdict (ham, uncertain or spam) comes from the current model's calibrated
+ * thresholds for the message's kind, or the user's fixed ones, and from the known-correspondent list
+ * (daemon/verdicts.ts). The stored verdict keeps the score, the thresholds and the reason.
  *
  * Events: 'verdict' (MessageRecord), 'correction' ({ record: MessageRecord, event: CorrectionEvent }).
  */
 import { EventEmitter } from 'node:events';
+import { probability } from '../model/calibration.ts';
 import type { DaemonConfig } from './config.ts';
+import { correspondentKey } from './correspondents.ts';
 import { modelText } from './message-text.ts';
 import type { ModelHost } from './model-host.ts';
 import type { MessageRecord, Store } from './store.ts';
-import type { CorrectionEvent, CorrectionOrigin, IncomingMessage, Label, ScoringService, Verdict } from './types.ts';
+import { kindOfSource, type CorrectionEvent, type CorrectionOrigin, type CorrespondentInput, type IncomingMessage, type Label, type ScoringService, type Verdict } from './types.ts';
+import { decide } from './verdicts.ts';
 
 export class UnknownMessageError extends Error {}
 
@@ -18,10 +22,12 @@ function verdictOf(record: MessageRecord): Verdict {
   const v = record.verdict!;
   return {
     messageId: record.id,
-    modelVersion: String(v.modelVersion),
+    kind: record.kind,
+    modelVersion: v.modelVersion,
     spamProbability: v.spamProbability,
     label: v.label,
-    threshold: v.threshold,
+    reason: v.reason,
+    thresholds: { spam: v.thresholds.spam, ham: v.thresholds.ham },
     scoredAt: new Date(v.scoredAt),
   };
 }
@@ -30,7 +36,7 @@ export class Scoring extends EventEmitter implements ScoringService {
   constructor(
     private readonly store: Store,
     private readonly host: ModelHost,
-    private readonly thresholds: DaemonConfig['thresholds'],
+    private readonly verdicts: DaemonConfig['verdicts'],
   ) {
     super();
   }
@@ -45,13 +51,17 @@ export class Scoring extends EventEmitter implements ScoringService {
     // A connector re-processing after a crash gets the stored verdict: nothing is scored or stored twice.
     const known = await this.store.findMessage(message.source, message.account, message.externalId);
     if (known) return { record: known, duplicate: true };
-    const text = modelText(message);
-    const { spamProbability, version } = await this.host.score(text);
-    const threshold = this.thresholds[message.source];
-    const label: Label = spamProbability >= threshold ? 'spam' : 'ham';
+    const kind = message.kind ?? kindOfSource(message.source);
+    const text = modelText({ kind, sender: message.sender ?? null, subject: message.subject ?? null, body: message.body });
+    const { logits, version, calibration } = await this.host.score(text);
+    const logOdds = logits[1]! - logits[0]!;
+    const sender = correspondentKey(message.sender);
+    const knownCorrespondent = this.verdicts.knownCorrespondents && sender !== null && (await this.store.isCorrespondent(sender));
+    const decision = decide(logOdds, kind, calibration, { fixed: this.verdicts.thresholds[kind], knownCorrespondent });
     const { record, duplicate } = await this.store.insertScored(
       {
         source: message.source,
+        kind,
         account: message.account,
         externalId: message.externalId,
         sender: message.sender ?? null,
@@ -61,10 +71,18 @@ export class Scoring extends EventEmitter implements ScoringService {
         knownLabel: message.knownLabel ?? null,
         meta: message.meta ?? null,
       },
-      { modelVersion: version, spamProbability, label, threshold, scoredAt: new Date() },
+      { modelVersion: version, spamProbability: probability(logOdds), logOdds, ...decision, scoredAt: new Date() },
     );
     if (!duplicate) this.emit('verdict', record);
     return { record, duplicate };
+  }
+
+  async addCorrespondents(list: CorrespondentInput[]): Promise<number> {
+    const entries = list.flatMap((c) => {
+      const address = correspondentKey(c.address);
+      return address === null ? [] : [{ address, display: c.display ?? c.address, origin: c.origin, account: c.account ?? null }];
+    });
+    return this.store.addCorrespondents(entries);
   }
 
   async correct(messageId: number, label: Label | null, origin: CorrectionOrigin): Promise<void> {

@@ -9,19 +9,21 @@ import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { renderTrainingCurvesSvg, type CurveMetric } from '../model/plot.ts';
+import { renderRocSvg, renderTrainingCurvesSvg, type CurveMetric } from '../model/plot.ts';
 import type { DaemonConfig } from './config.ts';
 import type { ModelHost } from './model-host.ts';
 import { UnknownMessageError, type Scoring } from './scoring.ts';
 import type { MessageFilter, Store } from './store.ts';
 import { TrainingBusyError, type TrainingRunner } from './training/runner.ts';
-import type { Label, SourceKind } from './types.ts';
+import { correspondentKey } from './correspondents.ts';
+import { MESSAGE_KINDS, type Label, type MessageKind, type SourceKind, type VerdictLabel } from './types.ts';
+import { appliedThresholds, describeKind, isTrainedOn, KIND_NAMES, type ModelCalibration } from './verdicts.ts';
 import { messageView, modelView, runView } from './views.ts';
 
 const UI_DIR = fileURLToPath(new URL('../ui/', import.meta.url));
 const MAX_BODY = 1024 * 1024;
 const MAX_BATCH = 1000;
-const UNCERTAIN_WITHIN = 0.15;
+const MAX_CORRESPONDENTS = 10_000;
 
 export const CONTENT_SECURITY_POLICY =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; " +
@@ -117,6 +119,12 @@ function parseLabel(value: unknown, allowNull: boolean): Label | null {
   if (value === 'ham' || value === 'spam') return value;
   if (value === null && allowNull) return null;
   throw new HttpError(400, `label must be "ham" or "spam"${allowNull ? ' or null' : ''}`);
+}
+
+function parseKind(value: unknown, where: string): MessageKind | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string' && (MESSAGE_KINDS as readonly string[]).includes(value)) return value as MessageKind;
+  throw new HttpError(400, `${where} must be one of ${MESSAGE_KINDS.join(', ')}`);
 }
 
 function optionalString(body: Record<string, unknown>, key: string, max = 100_000): string | undefined {
@@ -225,6 +233,23 @@ export class ApiServer {
       return sendJson(res, 200, { message: messageView(record) });
     }
     if (route === 'GET /api/models') return sendJson(res, 200, await this.models());
+    if ((m = /^GET \/api\/models\/(\d+)\/roc\.svg$/.exec(route))) {
+      const model = await this.ctx.store.getModel(intParam(m[1]!, 'version'));
+      if (!model) throw new HttpError(404, `there is no model version ${m[1]}`);
+      if (!model.calibration) throw new HttpError(404, `model version ${model.version} has no held-out calibration`);
+      res.writeHead(200, { 'Content-Type': 'image/svg+xml', 'Cache-Control': 'no-store' });
+      const cal = model.calibration;
+      const series = MESSAGE_KINDS.filter((k) => cal.kinds[k].nHam > 0 && cal.kinds[k].nSpam > 0).map((k) => {
+        const c = cal.kinds[k];
+        return { name: KIND_NAMES[k], roc: c.roc, ...(c.spamThreshold === null ? {} : { at: { hamLoss: c.hamLoss, spamCaught: c.spamCaught / c.nSpam } }) };
+      });
+      if (series.length === 0) throw new HttpError(404, `model version ${model.version} has no held-out ham and spam to draw`);
+      res.end(await renderRocSvg(series));
+      return;
+    }
+    if (route === 'GET /api/correspondents') return sendJson(res, 200, await this.correspondents(url.searchParams));
+    if (route === 'POST /api/correspondents') return sendJson(res, 200, await this.addCorrespondents(await readJson(req)));
+    if ((m = /^DELETE \/api\/correspondents\/([^/]+)$/.exec(route))) return sendJson(res, 200, await this.removeCorrespondent(m[1]!));
     if ((m = /^POST \/api\/models\/(\d+)\/promote$/.exec(route))) return sendJson(res, 200, await this.promote(intParam(m[1]!, 'version')));
     if (route === 'POST /api/train') {
       try {
@@ -285,15 +310,32 @@ export class ApiServer {
       schedule: config.training.schedule,
       afterCorrections: config.training.afterCorrections,
       training: running ? runView(running) : null,
-      thresholds: config.thresholds,
+      verdicts: this.verdictStatus(model?.calibration ?? null),
       counts: await store.counts(),
     };
   }
 
+  /** Per kind: whether the current model judges it, the thresholds in force, and one plain sentence. */
+  private verdictStatus(calibration: ModelCalibration | null) {
+    const v = this.ctx.config.verdicts;
+    const kinds = Object.fromEntries(
+      MESSAGE_KINDS.map((kind) => {
+        const c = calibration?.kinds[kind];
+        return [kind, { trainedOn: isTrainedOn(c), thresholds: appliedThresholds(c, v.thresholds[kind]), summary: describeKind(kind, c, v.targetHamLoss) }];
+      }),
+    );
+    return { targetHamLoss: v.targetHamLoss, confidence: v.confidence, knownCorrespondents: v.knownCorrespondents, kinds };
+  }
+
   private async listMessages(q: URLSearchParams) {
     const filter: MessageFilter = { limit: 50 };
-    const label = q.get('label');
-    if (label) filter.label = parseLabel(label, false)!;
+    const label = q.get('label') ?? (q.get('uncertain') === 'true' ? 'uncertain' : null);
+    if (label) {
+      if (!['ham', 'spam', 'uncertain'].includes(label)) throw new HttpError(400, 'label must be ham, uncertain or spam');
+      filter.label = label as VerdictLabel;
+    }
+    filter.kind = parseKind(q.get('kind') ?? undefined, 'kind');
+    if (filter.kind === undefined) delete filter.kind;
     const source = q.get('source');
     if (source) {
       if (!['imap', 'sms', 'api'].includes(source)) throw new HttpError(400, 'source must be imap, sms or api');
@@ -301,7 +343,6 @@ export class ApiServer {
     }
     const corrected = q.get('corrected');
     if (corrected) filter.corrected = corrected === 'true';
-    if (q.get('uncertain') === 'true') filter.uncertainWithin = UNCERTAIN_WITHIN;
     const text = q.get('q');
     if (text) filter.q = text.slice(0, 200);
     const before = q.get('before');
@@ -316,7 +357,7 @@ export class ApiServer {
     const { store } = this.ctx;
     const m = await store.getMessage(id);
     if (!m) throw new HttpError(404, `there is no message ${id}`);
-    const verdicts = (await store.verdictsOf(id)).map((v) => ({ ...v, scoredAt: v.scoredAt.toISOString() }));
+    const verdicts = await store.verdictsOf(id);
     return { ...messageView(m), text: (await store.messageText(id)) ?? '', verdicts, corrections: await store.correctionsOf(id) };
   }
 
@@ -328,8 +369,10 @@ export class ApiServer {
     if (!this.ctx.host.ready) throw this.notReady();
     const text = optionalString(body, 'body');
     if (text === undefined) throw new HttpError(400, 'body (the message text) is required');
+    const kind = parseKind(body.kind, 'kind');
     const { record, duplicate } = await this.ctx.scoring.scoreRecord({
       source: 'api',
+      ...(kind ? { kind } : {}),
       account: optionalString(body, 'account', 200) ?? 'api',
       externalId: optionalString(body, 'externalId', 500) ?? createHash('sha256').update(`${optionalString(body, 'sender') ?? ''}\n${optionalString(body, 'subject') ?? ''}\n${text}\n${Date.now()}-${Math.random()}`).digest('hex'),
       sender: optionalString(body, 'sender', 1000),
@@ -354,8 +397,10 @@ export class ApiServer {
       const account = optionalString(o, 'account', 200);
       const externalId = optionalString(o, 'externalId', 500);
       if (text === undefined || !account || !externalId) throw new HttpError(400, `messages[${i}] needs body, account and externalId`);
+      const kind = parseKind(o.kind, `messages[${i}].kind`);
       return {
         source, account, externalId, body: text,
+        ...(kind ? { kind } : {}),
         sender: optionalString(o, 'sender', 1000),
         subject: optionalString(o, 'subject', 2000),
         receivedAt: parseDate(optionalString(o, 'receivedAt', 100), `messages[${i}].receivedAt`),
@@ -386,6 +431,44 @@ export class ApiServer {
     const messages = [];
     for (const id of ids as number[]) messages.push(messageView(await this.correct(id, label)));
     return { messages };
+  }
+
+  private async correspondents(q: URLSearchParams) {
+    const limit = Math.min(1000, q.get('limit') ? intParam(q.get('limit')!, 'limit') : 200);
+    const offset = q.get('offset') ? Number(q.get('offset')) : 0;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new HttpError(400, 'offset must be a non-negative integer');
+    const text = q.get('q');
+    return this.ctx.store.listCorrespondents({ limit, offset, ...(text ? { q: text.slice(0, 200) } : {}) });
+  }
+
+  /** The user adds addresses by hand; `gptspam import` sends the sent-to and contact addresses of a phone export. */
+  private async addCorrespondents(body: Record<string, unknown>) {
+    const list = body.correspondents;
+    if (!Array.isArray(list) || list.length > MAX_CORRESPONDENTS) throw new HttpError(400, `correspondents must be an array (at most ${MAX_CORRESPONDENTS})`);
+    const entries = list.map((raw, i) => {
+      if (typeof raw !== 'object' || raw === null) throw new HttpError(400, `correspondents[${i}] must be an object`);
+      const o = raw as Record<string, unknown>;
+      const address = optionalString(o, 'address', 500);
+      const key = correspondentKey(address);
+      if (!address || key === null) throw new HttpError(400, `correspondents[${i}].address must be an e-mail address, a phone number or a sender name`);
+      const origin = o.origin ?? 'user';
+      if (origin !== 'user' && origin !== 'sms-sent' && origin !== 'sms-contact') throw new HttpError(400, `correspondents[${i}].origin must be user, sms-sent or sms-contact`);
+      return { address: key, display: optionalString(o, 'display', 500) ?? address, origin, account: optionalString(o, 'account', 200) ?? null } as const;
+    });
+    return { added: await this.ctx.store.addCorrespondents(entries) };
+  }
+
+  private async removeCorrespondent(encoded: string) {
+    let address: string;
+    try {
+      address = decodeURIComponent(encoded);
+    } catch {
+      throw new HttpError(400, 'the address is not valid percent-encoding');
+    }
+    // Either the stored key ("mail:…", "tel:…") or an address as the user writes it.
+    const key = /^(mail|tel|id):/.test(address) ? address : correspondentKey(address);
+    if (key === null || !(await this.ctx.store.removeCorrespondent(key))) throw new HttpError(404, `${address} is not a known correspondent`);
+    return { removed: key };
   }
 
   private async models() {

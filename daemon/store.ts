@@ -5,7 +5,8 @@
  * history rows, so they can never disagree.
  */
 import { Database, type Queryable, type SqlValue } from './db.ts';
-import type { CorrectionOrigin, Label, SourceKind } from './types.ts';
+import type { CorrectionOrigin, Label, MessageKind, SourceKind, VerdictLabel } from './types.ts';
+import type { AppliedThresholds, ModelCalibration, VerdictReason } from './verdicts.ts';
 
 /** Versioned schema steps; a database records how many it has applied (PRAGMA user_version). */
 const MIGRATIONS: string[] = [
@@ -81,10 +82,50 @@ const MIGRATIONS: string[] = [
      error TEXT
    );
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Three-way verdicts with their reason and thresholds, messages by kind, calibrated models, known correspondents.
+  // The verdicts table is rebuilt because its spam threshold may now be absent.
+  `ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'other';
+   UPDATE messages SET kind = CASE source WHEN 'imap' THEN 'email' WHEN 'sms' THEN 'sms' ELSE 'other' END;
+   ALTER TABLE messages ADD COLUMN log_odds REAL;
+   ALTER TABLE messages ADD COLUMN verdict_reason TEXT;
+   ALTER TABLE messages ADD COLUMN ham_threshold REAL;
+   ALTER TABLE messages ADD COLUMN threshold_origin TEXT;
+   UPDATE messages SET verdict_reason = CASE verdict_label WHEN 'spam' THEN 'above-spam-threshold' ELSE 'below-ham-threshold' END,
+                       ham_threshold = threshold, threshold_origin = 'configured'
+     WHERE verdict_label IS NOT NULL;
+   CREATE TABLE verdicts_v2 (
+     id INTEGER PRIMARY KEY,
+     message_id INTEGER NOT NULL REFERENCES messages (id),
+     model_version INTEGER NOT NULL,
+     spam_probability REAL NOT NULL,
+     log_odds REAL,
+     label TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     threshold REAL,
+     ham_threshold REAL,
+     threshold_origin TEXT NOT NULL,
+     scored_at TEXT NOT NULL
+   );
+   INSERT INTO verdicts_v2 (id, message_id, model_version, spam_probability, label, reason, threshold, ham_threshold, threshold_origin, scored_at)
+     SELECT id, message_id, model_version, spam_probability, label,
+            CASE label WHEN 'spam' THEN 'above-spam-threshold' ELSE 'below-ham-threshold' END, threshold, threshold, 'configured', scored_at
+     FROM verdicts;
+   DROP TABLE verdicts;
+   ALTER TABLE verdicts_v2 RENAME TO verdicts;
+   CREATE INDEX verdicts_message ON verdicts (message_id, id);
+   ALTER TABLE model_versions ADD COLUMN calibration TEXT;
+   CREATE TABLE correspondents (
+     address TEXT PRIMARY KEY,
+     display TEXT,
+     origin TEXT NOT NULL,
+     account TEXT,
+     added_at TEXT NOT NULL
+   );`,
 ];
 
 export interface NewMessage {
   source: SourceKind;
+  kind: MessageKind;
   account: string;
   externalId: string;
   sender: string | null;
@@ -98,14 +139,18 @@ export interface NewMessage {
 export interface VerdictRecord {
   modelVersion: number;
   spamProbability: number;
-  label: Label;
-  threshold: number;
+  /** The model's log-odds of spam (what thresholds are compared with; a probability saturates). */
+  logOdds: number | null;
+  label: VerdictLabel;
+  reason: VerdictReason;
+  thresholds: AppliedThresholds;
   scoredAt: Date;
 }
 
 export interface MessageRecord {
   id: number;
   source: SourceKind;
+  kind: MessageKind;
   account: string;
   externalId: string;
   sender: string | null;
@@ -117,15 +162,16 @@ export interface MessageRecord {
   meta: Record<string, unknown> | null;
   verdict: (Omit<VerdictRecord, 'scoredAt'> & { scoredAt: string }) | null;
   correction: { label: Label; origin: CorrectionOrigin; at: string } | null;
-  label: Label | null;
+  /** The effective label: the correction's, else the verdict's. */
+  label: VerdictLabel | null;
 }
 
 export interface MessageFilter {
-  label?: Label;
+  /** The effective label. */
+  label?: VerdictLabel;
   source?: SourceKind;
+  kind?: MessageKind;
   corrected?: boolean;
-  /** Spam probability within this distance of the message's threshold. */
-  uncertainWithin?: number;
   q?: string;
   before?: number;
   limit: number;
@@ -142,6 +188,8 @@ export interface ModelRecord {
   trainingSize: number;
   corrections: number;
   metrics: { accuracy: number; precision: number; recall: number; f1: number } | null;
+  /** Thresholds and error rates per kind of message on the held-out set (null for models from before them). */
+  calibration: ModelCalibration | null;
   compared: { version: number | null; candidateAccuracy: number; currentAccuracy: number | null } | null;
   status: ModelStatus;
   promotedAt: string | null;
@@ -185,10 +233,23 @@ export interface RunRecord {
 export interface TrainingExample {
   text: string;
   label: Label;
+  kind: MessageKind;
   /** Where it came from: 'correction' (a user's label) or 'known' (a labelled import). */
   origin: 'correction' | 'known';
   /** When the label was given: the latest correction, or when a labelled import stored the message. */
   labelledAt: string;
+}
+
+export type CorrespondentOrigin = 'imap-sent' | 'sms-sent' | 'sms-contact' | 'user';
+
+export interface Correspondent {
+  /** The normalised address (daemon/correspondents.ts): what messages are matched on. */
+  address: string;
+  /** As first seen, e.g. "Alice <alice@example.org>" or a contact name. */
+  display: string | null;
+  origin: CorrespondentOrigin;
+  account: string | null;
+  addedAt: string;
 }
 
 const SNIPPET_CHARS = 200;
@@ -203,6 +264,11 @@ function str(value: SqlValue | undefined): string | null {
   return value === null || value === undefined ? null : String(value);
 }
 
+/** A LIKE pattern matching `q` anywhere, with its wildcards escaped (ESCAPE '\\'): the search text is data, never a pattern. */
+function likePattern(q: string): string {
+  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
 export function snippetOf(text: string): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length > SNIPPET_CHARS ? `${flat.slice(0, SNIPPET_CHARS - 1)}…` : flat;
@@ -210,17 +276,25 @@ export function snippetOf(text: string): string {
 
 type Row = Record<string, SqlValue>;
 
+function num(value: SqlValue | undefined): number | null {
+  return value === null || value === undefined ? null : Number(value);
+}
+
+/** A verdict from the columns of a messages row (verdict_label, ...) or a verdicts row (label, ...). */
+function verdictFromRow(r: Row, label: SqlValue | undefined, reason: SqlValue | undefined) {
+  return {
+    modelVersion: Number(r.model_version),
+    spamProbability: Number(r.spam_probability),
+    logOdds: num(r.log_odds),
+    label: label as VerdictLabel,
+    reason: reason as VerdictReason,
+    thresholds: { spam: num(r.threshold), ham: num(r.ham_threshold), origin: (r.threshold_origin ?? 'none') as AppliedThresholds['origin'] },
+    scoredAt: String(r.scored_at),
+  };
+}
+
 function messageFromRow(r: Row): MessageRecord {
-  const verdict =
-    r.verdict_label === null
-      ? null
-      : {
-          modelVersion: Number(r.model_version),
-          spamProbability: Number(r.spam_probability),
-          label: r.verdict_label as Label,
-          threshold: Number(r.threshold),
-          scoredAt: String(r.scored_at),
-        };
+  const verdict = r.verdict_label === null ? null : verdictFromRow(r, r.verdict_label, r.verdict_reason);
   const correction =
     r.correction_label === null
       ? null
@@ -228,6 +302,7 @@ function messageFromRow(r: Row): MessageRecord {
   return {
     id: Number(r.id),
     source: r.source as SourceKind,
+    kind: r.kind as MessageKind,
     account: String(r.account),
     externalId: String(r.external_id),
     sender: str(r.sender),
@@ -253,6 +328,7 @@ function modelFromRow(r: Row): ModelRecord {
     trainingSize: Number(r.training_size),
     corrections: Number(r.corrections),
     metrics: parseJson(r.metrics),
+    calibration: parseJson(r.calibration),
     compared: parseJson(r.compared),
     status: r.status as ModelStatus,
     promotedAt: str(r.promoted_at),
@@ -344,18 +420,20 @@ export class Store {
       if (existing) return { record: messageFromRow(existing), duplicate: true };
       const now = new Date().toISOString();
       const { lastID } = await tx.run(
-        `INSERT INTO messages (source, account, external_id, sender, subject, snippet, text, received_at, created_at, known_label, meta,
-                               verdict_label, spam_probability, threshold, model_version, scored_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (source, kind, account, external_id, sender, subject, snippet, text, received_at, created_at, known_label, meta,
+                               verdict_label, verdict_reason, spam_probability, log_odds, threshold, ham_threshold, threshold_origin, model_version, scored_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
-          m.source, m.account, m.externalId, m.sender, m.subject, snippetOf(m.text), m.text,
+          m.source, m.kind, m.account, m.externalId, m.sender, m.subject, snippetOf(m.text), m.text,
           m.receivedAt?.toISOString() ?? null, now, m.knownLabel, json(m.meta),
-          v.label, v.spamProbability, v.threshold, v.modelVersion, v.scoredAt.toISOString(),
+          v.label, v.reason, v.spamProbability, v.logOdds, v.thresholds.spam, v.thresholds.ham, v.thresholds.origin, v.modelVersion, v.scoredAt.toISOString(),
         ],
       );
-      await tx.run('INSERT INTO verdicts (message_id, model_version, spam_probability, label, threshold, scored_at) VALUES (?, ?, ?, ?, ?, ?)', [
-        lastID, v.modelVersion, v.spamProbability, v.label, v.threshold, v.scoredAt.toISOString(),
-      ]);
+      await tx.run(
+        `INSERT INTO verdicts (message_id, model_version, spam_probability, log_odds, label, reason, threshold, ham_threshold, threshold_origin, scored_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [lastID, v.modelVersion, v.spamProbability, v.logOdds, v.label, v.reason, v.thresholds.spam, v.thresholds.ham, v.thresholds.origin, v.scoredAt.toISOString()],
+      );
       const row = await tx.get<Row>('SELECT * FROM messages WHERE id = ?', [lastID]);
       return { record: messageFromRow(row!), duplicate: false };
     });
@@ -396,14 +474,13 @@ export class Store {
       where.push('source = ?');
       params.push(f.source);
     }
-    if (f.corrected !== undefined) where.push(f.corrected ? 'correction_label IS NOT NULL' : 'correction_label IS NULL');
-    if (f.uncertainWithin !== undefined) {
-      where.push('verdict_label IS NOT NULL AND ABS(spam_probability - threshold) <= ?');
-      params.push(f.uncertainWithin);
+    if (f.kind) {
+      where.push('kind = ?');
+      params.push(f.kind);
     }
+    if (f.corrected !== undefined) where.push(f.corrected ? 'correction_label IS NOT NULL' : 'correction_label IS NULL');
     if (f.q) {
-      // LIKE with escaped wildcards: the search text is data, never SQL or a pattern.
-      const pattern = `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const pattern = likePattern(f.q);
       where.push("(sender LIKE ? ESCAPE '\\' OR subject LIKE ? ESCAPE '\\' OR text LIKE ? ESCAPE '\\')");
       params.push(pattern, pattern, pattern);
     }
@@ -416,15 +493,10 @@ export class Store {
     return rows.map(messageFromRow);
   }
 
-  async verdictsOf(id: number): Promise<Array<VerdictRecord & { scoredAt: Date }>> {
+  /** Every verdict of a message, newest first. */
+  async verdictsOf(id: number): Promise<Array<NonNullable<MessageRecord['verdict']>>> {
     const rows = await this.db.all<Row>('SELECT * FROM verdicts WHERE message_id = ? ORDER BY id DESC', [id]);
-    return rows.map((r) => ({
-      modelVersion: Number(r.model_version),
-      spamProbability: Number(r.spam_probability),
-      label: r.label as Label,
-      threshold: Number(r.threshold),
-      scoredAt: new Date(String(r.scored_at)),
-    }));
+    return rows.map((r) => verdictFromRow(r, r.label, r.reason));
   }
 
   async correctionsOf(id: number): Promise<Array<{ label: Label | null; previous: Label | null; origin: string; at: string }>> {
@@ -432,27 +504,30 @@ export class Store {
     return rows.map((r) => ({ label: (r.label as Label | null) ?? null, previous: (r.previous as Label | null) ?? null, origin: String(r.origin), at: String(r.created_at) }));
   }
 
-  async counts(): Promise<{ messages: number; spam: number; ham: number; corrected: number }> {
+  async counts(): Promise<{ messages: number; spam: number; ham: number; uncertain: number; corrected: number }> {
     const r = await this.db.get<Row>(
       `SELECT COUNT(*) AS messages,
               SUM(COALESCE(correction_label, verdict_label) = 'spam') AS spam,
               SUM(COALESCE(correction_label, verdict_label) = 'ham') AS ham,
+              SUM(COALESCE(correction_label, verdict_label) = 'uncertain') AS uncertain,
               SUM(correction_label IS NOT NULL) AS corrected
        FROM messages`,
     );
-    return { messages: Number(r?.messages ?? 0), spam: Number(r?.spam ?? 0), ham: Number(r?.ham ?? 0), corrected: Number(r?.corrected ?? 0) };
+    const n = (k: string) => Number(r?.[k] ?? 0);
+    return { messages: n('messages'), spam: n('spam'), ham: n('ham'), uncertain: n('uncertain'), corrected: n('corrected') };
   }
 
   /** Every message whose label a person gave: current corrections and labelled imports. */
   async labelledExamples(): Promise<TrainingExample[]> {
     const rows = await this.db.all<Row>(
-      `SELECT text, COALESCE(correction_label, known_label) AS label, correction_label IS NOT NULL AS corrected,
+      `SELECT text, kind, COALESCE(correction_label, known_label) AS label, correction_label IS NOT NULL AS corrected,
               COALESCE((SELECT MAX(c.created_at) FROM corrections c WHERE c.message_id = m.id), m.created_at) AS labelled_at
        FROM messages m WHERE correction_label IS NOT NULL OR known_label IS NOT NULL ORDER BY id`,
     );
     return rows.map((r) => ({
       text: String(r.text),
       label: r.label as Label,
+      kind: r.kind as MessageKind,
       origin: Number(r.corrected) ? 'correction' : 'known',
       labelledAt: String(r.labelled_at),
     }));
@@ -474,9 +549,9 @@ export class Store {
   async insertModel(m: Omit<ModelRecord, 'promotedAt'>): Promise<void> {
     await this.db.write((tx) =>
       tx.run(
-        `INSERT INTO model_versions (version, created_at, dir, base, base_hash, training_size, corrections, metrics, compared, status, run_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [m.version, m.createdAt, m.dir, m.base, m.baseHash, m.trainingSize, m.corrections, json(m.metrics), json(m.compared), m.status, m.runId],
+        `INSERT INTO model_versions (version, created_at, dir, base, base_hash, training_size, corrections, metrics, calibration, compared, status, run_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [m.version, m.createdAt, m.dir, m.base, m.baseHash, m.trainingSize, m.corrections, json(m.metrics), json(m.calibration), json(m.compared), m.status, m.runId],
       ),
     );
   }
@@ -555,6 +630,52 @@ export class Store {
   async lastRunStart(): Promise<string | null> {
     const r = await this.db.get<{ t: string | null }>("SELECT MAX(started_at) AS t FROM training_runs WHERE status IN ('running', 'succeeded')");
     return r?.t ?? null;
+  }
+
+  // ---------------------------------------------------------------- known correspondents
+
+  /** Adds correspondents not known yet (an address keeps its first origin); returns how many were new. */
+  async addCorrespondents(list: Array<Omit<Correspondent, 'addedAt'>>): Promise<number> {
+    if (list.length === 0) return 0;
+    return this.db.write(async (tx) => {
+      const now = new Date().toISOString();
+      let added = 0;
+      for (const c of list) {
+        const { changes } = await tx.run('INSERT OR IGNORE INTO correspondents (address, display, origin, account, added_at) VALUES (?, ?, ?, ?, ?)', [
+          c.address, c.display, c.origin, c.account, now,
+        ]);
+        added += changes;
+      }
+      return added;
+    });
+  }
+
+  async isCorrespondent(address: string): Promise<boolean> {
+    return (await this.db.get('SELECT 1 AS yes FROM correspondents WHERE address = ?', [address])) !== undefined;
+  }
+
+  async listCorrespondents(opts: { q?: string; limit: number; offset: number }): Promise<{ total: number; correspondents: Correspondent[] }> {
+    const params: SqlValue[] = [];
+    let where = '';
+    if (opts.q) {
+      where = "WHERE address LIKE ? ESCAPE '\\' OR display LIKE ? ESCAPE '\\'";
+      const pattern = likePattern(opts.q);
+      params.push(pattern, pattern);
+    }
+    const total = Number((await this.db.get<Row>(`SELECT COUNT(*) AS n FROM correspondents ${where}`, params))?.n ?? 0);
+    const rows = await this.db.all<Row>(`SELECT * FROM correspondents ${where} ORDER BY address LIMIT ? OFFSET ?`, [...params, opts.limit, opts.offset]);
+    return {
+      total,
+      correspondents: rows.map((r) => ({
+        address: String(r.address), display: str(r.display), origin: r.origin as CorrespondentOrigin, account: str(r.account), addedAt: String(r.added_at),
+      })),
+    };
+  }
+
+  /** Forgets a correspondent; false when the address was not known. */
+  async removeCorrespondent(address: string): Promise<boolean> {
+    const { changes } = await this.db.write((tx) => tx.run('DELETE FROM correspondents WHERE address = ?', [address]));
+    return changes > 0;
   }
 
   // ---------------------------------------------------------------- settings and connector state

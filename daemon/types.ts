@@ -5,7 +5,16 @@
  */
 
 export type SourceKind = 'imap' | 'sms' | 'api';
+/**
+ * What kind of message it is: decides how it is turned into model text and which thresholds judge it. A kind the
+ * model has no training examples of is never called spam.
+ */
+export type MessageKind = 'email' | 'sms' | 'other';
+export const MESSAGE_KINDS: readonly MessageKind[] = ['email', 'sms', 'other'];
+/** A label a person gives (and a model trains on). */
 export type Label = 'ham' | 'spam';
+/** A verdict: spam only above a threshold calibrated for a target ham loss; uncertain between ham and spam. */
+export type VerdictLabel = Label | 'uncertain';
 /** Who made a label correction. */
 export type CorrectionOrigin = 'ui' | 'imap-move' | 'cli' | 'import';
 
@@ -15,6 +24,8 @@ export interface IncomingMessage {
   account: string;
   /** Stable id within (source, account): IMAP "<uidvalidity>:<uid>", SMS content hash, ... */
   externalId: string;
+  /** Default: from the source (IMAP: email, SMS: sms, API: other). */
+  kind?: MessageKind;
   sender?: string;
   subject?: string;
   /** Plain-text body (HTML already turned into text by the connector). */
@@ -28,11 +39,25 @@ export interface IncomingMessage {
 
 export interface Verdict {
   messageId: number;
-  modelVersion: string;
+  kind: MessageKind;
+  modelVersion: number;
   spamProbability: number;
-  label: Label;
-  threshold: number;
+  /** ham, uncertain or spam: connectors act on spam only. */
+  label: VerdictLabel;
+  /** Why (daemon/verdicts.ts), e.g. 'above-spam-threshold', 'known-correspondent', 'kind-not-trained'. */
+  reason: string;
+  /** The thresholds applied, as probabilities (null: none). */
+  thresholds: { spam: number | null; ham: number | null };
   scoredAt: Date;
+}
+
+/** An address the user corresponds with, as a connector finds it (normalised by the daemon). */
+export interface CorrespondentInput {
+  address: string;
+  /** How it was shown, e.g. "Alice <alice@example.org>" or a contact name. */
+  display?: string;
+  origin: 'imap-sent' | 'sms-sent' | 'sms-contact';
+  account?: string;
 }
 
 export interface ScoringService {
@@ -40,9 +65,16 @@ export interface ScoringService {
   score(message: IncomingMessage): Promise<Verdict & { duplicate: boolean }>;
   /** Stores a user's label correction for a stored message and broadcasts it. */
   correct(messageId: number, label: Label, origin: CorrectionOrigin): Promise<void>;
+  /** Remembers addresses the user corresponds with: their messages are ham. Returns how many were new. */
+  addCorrespondents(list: CorrespondentInput[]): Promise<number>;
 }
 
 /** A label correction as the daemon broadcasts it to connectors (so e.g. IMAP can move the message to match). */
+/** The kind of a message from a source that does not say (IMAP is e-mail, SMS exports are text messages). */
+export function kindOfSource(source: SourceKind): MessageKind {
+  return source === 'imap' ? 'email' : source === 'sms' ? 'sms' : 'other';
+}
+
 export interface CorrectionEvent {
   messageId: number;
   source: SourceKind;
@@ -50,10 +82,10 @@ export interface CorrectionEvent {
   externalId: string;
   /** The connector's own data stored with the message (IncomingMessage.meta). */
   meta: Record<string, unknown> | null;
-  /** The new effective label; null when a correction was withdrawn and the model's verdict applies again. */
-  label: Label | null;
+  /** The new effective label: the correction's, or the model's verdict again when a correction was withdrawn. */
+  label: VerdictLabel | null;
   /** The label the message had before (effective). */
-  previous: Label | null;
+  previous: VerdictLabel | null;
   origin: CorrectionOrigin;
 }
 

@@ -3,6 +3,7 @@
  * undersampling ham, shuffle with a fixed seed and split 70/10/20 into train/validation/test CSVs (`Label,Text`,
  * ham=0 / spam=1). The CSV reader also serves any other labelled data set with small integer labels.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -27,6 +28,8 @@ export interface LabeledRow {
 export const SMS_LABEL_IDS: Record<SmsLabel, number> = { ham: 0, spam: 1 };
 export const SMS_COLLECTION_URL = 'https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip';
 export const SMS_COLLECTION_FILE = 'SMSSpamCollection';
+/** SHA-256 of the original `SMSSpamCollection` file (5574 lines) inside the UCI zip: what a download must match. */
+export const SMS_COLLECTION_SHA256 = 'edc1f2ca36319ca36c6f80fede2f6ae5f81335289352485f3924df077ec20266';
 
 /**
  * Parse the raw collection: one message per line, label and text separated by the FIRST tab. Messages contain quote
@@ -217,23 +220,27 @@ export async function prepareSmsDataset(opts: { rawPath: string; outDir: string;
 export interface DownloadedCollection {
   path: string;
   messages: number;
-  /** Always false: UCI publishes no checksum, so the download cannot be verified, only parsed. */
-  verified: false;
+  /** SHA-256 of the extracted collection file: equal to the expected one (the original file's, by default). */
+  sha256: string;
   /** SHA-256 of the zip as received, for the record. */
   zipSha256: string;
 }
 
 /**
- * Download the UCI zip, extract `SMSSpamCollection` into `destDir` and check that it parses. The zip is small
- * (~200 KB), so it is unpacked in memory; it is deleted afterwards.
+ * Download the UCI zip, extract `SMSSpamCollection` into `destDir`, check it against the original file's SHA-256
+ * (UCI publishes no checksum, and the zip's own bytes may change while its content does not) and that it parses.
+ * The zip is small (~200 KB), so it is unpacked in memory; it is deleted afterwards.
  */
 export async function downloadSmsCollection(opts: {
   url?: string;
   destDir: string;
+  /** What the extracted file must hash to; default {@link SMS_COLLECTION_SHA256}. */
+  expectedSha256?: string;
   onProgress?: (received: number, total: number | undefined) => void;
   signal?: AbortSignal;
 }): Promise<DownloadedCollection> {
   const url = opts.url ?? SMS_COLLECTION_URL;
+  const expected = opts.expectedSha256 ?? SMS_COLLECTION_SHA256;
   await mkdir(opts.destDir, { recursive: true });
   const zipPath = join(opts.destDir, 'sms+spam+collection.zip');
   const got = await downloadFile({ url, dest: zipPath, onProgress: opts.onProgress, signal: opts.signal });
@@ -252,12 +259,16 @@ export async function downloadSmsCollection(opts: {
     }
     const data = Object.values(entries)[0];
     if (data === undefined) throw new Error(`${url}: the zip has no ${SMS_COLLECTION_FILE} (it holds: ${names.join(', ') || 'nothing'})`);
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    if (sha256 !== expected) {
+      throw new Error(`${SMS_COLLECTION_FILE} from ${url} is not the expected file (SHA-256 ${sha256}, expected ${expected}); to use it anyway, save it and pass --from FILE`);
+    }
     const text = new TextDecoder('utf-8').decode(data);
     const messages = parseSmsCollection(text, `${SMS_COLLECTION_FILE} from ${url}`);
     const path = join(opts.destDir, SMS_COLLECTION_FILE);
     await writeFile(`${path}.tmp`, data);
     await rename(`${path}.tmp`, path);
-    return { path, messages: messages.length, verified: false, zipSha256: got.sha256 };
+    return { path, messages: messages.length, sha256, zipSha256: got.sha256 };
   } finally {
     await rm(zipPath, { force: true });
   }

@@ -1,9 +1,11 @@
 /**
- * Training curves as SVG, like the chapter's plots: training vs validation per epoch, and the same against the number
- * of examples seen. Rendered headless (vega-lite → vega, `renderer: 'none'`), so no browser or canvas is involved.
+ * Charts as SVG: the training curves, like the chapter's plots (training vs validation per epoch, and against the
+ * number of examples seen), and ROC curves with their operating points. Rendered headless (vega-lite → vega,
+ * `renderer: 'none'`), so no browser or canvas is involved.
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import type { RocPoint } from './calibration.ts';
 
 export interface HistoryPoint {
   epoch: number;
@@ -54,12 +56,51 @@ export async function renderTrainingCurvesSvg(history: readonly HistoryPoint[], 
     config: { background: 'white' },
   };
 
+  return renderSvg(spec);
+}
+
+async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
     view.finalize();
   }
+}
+
+export interface RocSeries {
+  name: string;
+  roc: readonly RocPoint[];
+  /** The operating point to mark, if any. */
+  at?: RocPoint;
+}
+
+/**
+ * ROC curves (spam caught against ham flagged, both in %) with their operating points marked. Ham loss is drawn on a
+ * symmetric-log axis: the operating points of a spam filter sit below 1%, where a linear axis shows nothing.
+ */
+export async function renderRocSvg(series: readonly RocSeries[]): Promise<string> {
+  const curve = series.flatMap((s) => s.roc.map((p) => ({ series: s.name, hamLoss: 100 * p.hamLoss, spamCaught: 100 * p.spamCaught })));
+  const marks = series.flatMap((s) => (s.at ? [{ series: s.name, hamLoss: 100 * s.at.hamLoss, spamCaught: 100 * s.at.spamCaught }] : []));
+  if (curve.length === 0) throw new Error('no ROC points to plot');
+  for (const p of [...curve, ...marks]) {
+    if (!Number.isFinite(p.hamLoss) || !Number.isFinite(p.spamCaught)) throw new Error(`ROC point of ${p.series} is not finite`);
+  }
+  const x = { field: 'hamLoss', type: 'quantitative' as const, title: 'Ham flagged as spam (%)', scale: { type: 'symlog' as const, constant: 0.1, domain: [0, 100] } };
+  const y = { field: 'spamCaught', type: 'quantitative' as const, title: 'Spam caught (%)', scale: { domain: [0, 100] } };
+  const color = { field: 'series', type: 'nominal' as const, title: null };
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: 'Held-out ROC curve and operating point',
+    width: 360,
+    height: 260,
+    layer: [
+      { data: { values: curve }, mark: { type: 'line', interpolate: 'step-after' }, encoding: { x, y, color } },
+      { data: { values: marks }, mark: { type: 'point', filled: true, size: 90, shape: 'diamond' }, encoding: { x, y, color } },
+    ],
+    config: { background: 'white' },
+  };
+  return renderSvg(spec);
 }
 
 /** Long-form rows (one per point and series) after checking every value the plot will use. */

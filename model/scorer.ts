@@ -11,7 +11,7 @@ import { withFeatures } from './train.ts';
 
 interface Pending {
   ids: number[];
-  resolve: (probabilities: number[]) => void;
+  resolve: (logits: number[]) => void;
   reject: (err: Error) => void;
 }
 
@@ -38,7 +38,7 @@ export class BatchScorer {
     this.features = options.features ?? new DirectFeatures(classifier, fixed);
   }
 
-  /** Class probabilities of one text. */
+  /** Class logits of one text ([ham, spam] for the spam classifier): raw scores, which never saturate. */
   score(text: string): Promise<number[]> {
     const ids = encode(text, this.options.maxTokens);
     return new Promise((resolve, reject) => {
@@ -63,10 +63,10 @@ export class BatchScorer {
     this.queue.sort((a, b) => a.ids.length - b.ids.length);
     const batch = this.queue.splice(0, this.batchSize);
     try {
-      const probs = withFeatures(this.features, batch.map((p) => ({ ids: p.ids, label: 0 })), (f) =>
-        tf.tidy(() => tf.softmax(this.classifier.logitsFromFeatures(f)).arraySync() as number[][]),
+      const logits = withFeatures(this.features, batch.map((p) => ({ ids: p.ids, label: 0 })), (f) =>
+        tf.tidy(() => this.classifier.logitsFromFeatures(f).arraySync() as number[][]),
       );
-      batch.forEach((p, i) => p.resolve(probs[i]!));
+      batch.forEach((p, i) => p.resolve(logits[i]!));
     } catch (err) {
       for (const p of batch) p.reject(err as Error);
     }

@@ -146,6 +146,8 @@ export interface EvalResult {
   predictions: number[];
   /** Softmax probabilities per example, [n][classes]. */
   probabilities: number[][];
+  /** Raw class logits per example, [n][classes]: scores that never saturate (calibration reads these). */
+  logits: number[][];
 }
 
 /** Loss, accuracy and predictions over examples (or over their first `maxBatches` batches). */
@@ -159,13 +161,14 @@ export function evaluate(
   let n = 0;
   const predictions: number[] = [];
   const probabilities: number[][] = [];
+  const logits: number[][] = [];
   const list = batches(examples, opts.batchSize, false).slice(0, opts.maxBatches ?? Infinity);
   for (const b of list) {
     const labels = b.map((e) => e.label);
-    const [loss, probs] = withFeatures(opts.features, b, (features) =>
+    const [loss, probs, raw] = withFeatures(opts.features, b, (features) =>
       tf.tidy(() => {
-        const logits = clf.logitsFromFeatures(features);
-        return [crossEntropy(logits, labels).dataSync()[0]!, tf.softmax(logits).arraySync() as number[][]] as const;
+        const out = clf.logitsFromFeatures(features);
+        return [crossEntropy(out, labels).dataSync()[0]!, tf.softmax(out).arraySync() as number[][], out.arraySync() as number[][]] as const;
       }),
     );
     lossSum += loss * b.length;
@@ -173,11 +176,12 @@ export function evaluate(
       const pred = p.indexOf(Math.max(...p));
       predictions.push(pred);
       probabilities.push(p);
+      logits.push(raw[i]!);
       if (pred === labels[i]) correct++;
     });
     n += b.length;
   }
-  return { loss: n ? lossSum / n : NaN, accuracy: n ? correct / n : NaN, predictions, probabilities };
+  return { loss: n ? lossSum / n : NaN, accuracy: n ? correct / n : NaN, predictions, probabilities, logits };
 }
 
 /** Fine-tunes the classifier in place; on return it holds the weights of the best epoch. */

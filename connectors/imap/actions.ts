@@ -1,5 +1,6 @@
 /** What the connector does to a message on the server: move it (to or from the spam mailbox) or flag it. */
 import type { ImapFlow } from 'imapflow';
+import type { VerdictLabel } from '../../daemon/types.ts';
 
 // RFC 9051 made these part of IMAP4rev2, where servers need not advertise them separately.
 const IN_REV2 = new Set(['MOVE', 'UIDPLUS', 'IDLE']);
@@ -76,21 +77,39 @@ function withNewUid(r: MoveResult, newUid: number | undefined, validity: bigint 
 
 export const JUNK = '$Junk';
 export const NOT_JUNK = '$NotJunk';
+/** Our own keyword for a message the daemon could not call ham or spam: left in place, listed for review. */
+export const UNCERTAIN = '$GptspamUncertain';
+
+const KEYWORDS: Record<VerdictLabel, { add: string; remove: string[] }> = {
+  spam: { add: JUNK, remove: [NOT_JUNK, UNCERTAIN] },
+  ham: { add: NOT_JUNK, remove: [JUNK, UNCERTAIN] },
+  uncertain: { add: UNCERTAIN, remove: [JUNK, NOT_JUNK] },
+};
 
 /**
- * Marks a message the way mail clients do (RFC 5788 keywords): spam gets $Junk and loses $NotJunk, ham gets
- * $NotJunk and loses $Junk. Idempotent. Returns false when the server does not keep these keywords.
+ * Marks a message the way mail clients do (RFC 5788 keywords): spam gets $Junk, ham $NotJunk, uncertain our
+ * $GptspamUncertain, each losing the other two. Idempotent. Returns false when the server does not keep the keyword.
  */
-export async function flagSpam(client: ImapFlow, uid: number, isSpam: boolean, mailbox: string): Promise<boolean> {
+export async function markVerdict(client: ImapFlow, uid: number, label: VerdictLabel, mailbox: string): Promise<boolean> {
   const lock = await client.getMailboxLock(mailbox);
   try {
-    const [add, remove] = isSpam ? [JUNK, NOT_JUNK] : [NOT_JUNK, JUNK];
+    const { add, remove } = KEYWORDS[label];
     const permanent = client.mailbox ? client.mailbox.permanentFlags : undefined;
     if (permanent && !permanent.has('\\*') && !permanent.has(add)) return false;
     const range = String(uid);
     const added = await client.messageFlagsAdd(range, [add], { uid: true });
-    await client.messageFlagsRemove(range, [remove], { uid: true });
+    await client.messageFlagsRemove(range, remove, { uid: true });
     return added;
+  } finally {
+    lock.release();
+  }
+}
+
+/** Takes our uncertain keyword off a message that was settled (by the user or a correction). */
+export async function clearUncertain(client: ImapFlow, uid: number, mailbox: string): Promise<void> {
+  const lock = await client.getMailboxLock(mailbox);
+  try {
+    await client.messageFlagsRemove(String(uid), [UNCERTAIN], { uid: true });
   } finally {
     lock.release();
   }

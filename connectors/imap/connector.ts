@@ -29,12 +29,12 @@
 import { EventEmitter } from 'node:events';
 import type { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
-import type { Connector, ConnectorState, CorrectionEvent, IncomingMessage, Label, ScoringService } from '../../daemon/types.ts';
+import type { Connector, ConnectorState, CorrectionEvent, IncomingMessage, Label, ScoringService, VerdictLabel } from '../../daemon/types.ts';
 import { parseEmail } from '../../daemon/email.ts';
 import { accountName, checkAccount, connect, describeError, watchedMailbox, type ConnectOptions, type ImapAccount } from './account.ts';
 import { findByMessageId, resolveSpamMailbox, uidExists } from './mailboxes.ts';
 import { fetchByUid, fetchNewMessages, mailboxPosition, type FetchedMessage } from './fetch.ts';
-import { flagSpam, moveMessage } from './actions.ts';
+import { clearUncertain, markVerdict, moveMessage } from './actions.ts';
 import { asCursor, asMeta, asPending, asRecord, KEY_BYTES, keyOf, sameplace, type Cursor, type ImapMessageMeta, type MessageRecord, type PendingCorrection, type Place } from './records.ts';
 import { Signal } from './signal.ts';
 
@@ -68,7 +68,7 @@ export interface ScoredEvent {
   externalId: string;
   uid: number;
   messageId: number;
-  label: Label;
+  label: VerdictLabel;
   action: MessageAction;
 }
 export interface CorrectedEvent {
@@ -80,7 +80,7 @@ export interface CorrectedEvent {
 }
 export interface AppliedEvent {
   messageId: number;
-  label: Label;
+  label: VerdictLabel;
   /** 'not-found': in neither the watched nor the spam mailbox (deleted or filed elsewhere by the user). */
   action: MessageAction | 'not-found';
   /** Where the message is now, when known. */
@@ -386,7 +386,7 @@ export class ImapConnector extends EventEmitter implements Connector {
         id = (await this.scoring.score({ ...this.incoming(msg, parsed, externalId, key, uidValidity), knownLabel: 'ham' })).messageId;
       }
       await this.saveRecord(key, { id, label: 'ham', ...here, messageIdHeader: msg.messageId, by: 'user' });
-      if (this.config.action === 'flag') await flagSpam(client, msg.uid, false, this.inbox);
+      if (this.config.action === 'flag') await markVerdict(client, msg.uid, 'ham', this.inbox);
       this.log.info({ externalId, messageId: id }, 'user moved message out of the spam mailbox: corrected to ham');
       this.emit('corrected', { messageId: id, label: 'ham', mailbox: this.inbox, uid: msg.uid } satisfies CorrectedEvent);
       return;
@@ -396,7 +396,7 @@ export class ImapConnector extends EventEmitter implements Connector {
     // The same message again (a re-delivery, or moved back in from elsewhere) after the user said it is
     // not spam: their word stands over the model's.
     const userSaidHam = rec?.by === 'user' && rec.label === 'ham';
-    const label: Label = userSaidHam ? 'ham' : verdict.label;
+    const label: VerdictLabel = userSaidHam ? 'ham' : verdict.label;
     const base: MessageRecord = { id: verdict.messageId, label, ...here, messageIdHeader: msg.messageId, by: userSaidHam ? 'user' : 'verdict' };
     let action: MessageAction = 'kept';
     if (label === 'spam' && this.config.action === 'move' && this.spam) {
@@ -409,8 +409,9 @@ export class ImapConnector extends EventEmitter implements Connector {
         await this.saveRecord(key, await this.afterMove(client, { ...base, mailbox: this.spam }, moved.newUid, moved.newUidValidity, 'pendingMove'));
         action = 'moved';
       }
-    } else if (this.config.action === 'flag') {
-      await flagSpam(client, msg.uid, label === 'spam', this.inbox);
+    } else if (this.config.action === 'flag' || (this.config.action === 'move' && label === 'uncertain')) {
+      // Uncertain mail stays where it is, marked for review; 'flag' marks every verdict.
+      await markVerdict(client, msg.uid, label, this.inbox);
       await this.saveRecord(key, base);
       action = 'flagged';
     } else {
@@ -592,8 +593,10 @@ export class ImapConnector extends EventEmitter implements Connector {
     if (mid) base.messageIdHeader = mid;
     let action: AppliedEvent['action'] = 'kept';
     let now: string | undefined = at.mailbox;
+    // A settled uncertain message loses its review keyword ('flag' swaps keywords anyway).
+    if (this.config.action === 'move' && rec?.label === 'uncertain') await clearUncertain(client, at.uid, at.mailbox);
     if (this.config.action === 'flag') {
-      await flagSpam(client, at.uid, label === 'spam', at.mailbox);
+      await markVerdict(client, at.uid, label, at.mailbox);
       await this.saveRecord(key, base);
       action = 'flagged';
     } else if (this.spam && label === 'spam' && at.mailbox === this.inbox) {
@@ -601,7 +604,7 @@ export class ImapConnector extends EventEmitter implements Connector {
       const moved = await moveMessage(client, at.uid, this.inbox, this.spam);
       [action, now] = moved.gone ? ['not-found', undefined] : ['moved', this.spam];
       await this.saveRecord(key, moved.gone ? base : await this.afterMove(client, { ...base, mailbox: this.spam }, moved.newUid, moved.newUidValidity, 'pendingMove'));
-    } else if (this.spam && label === 'ham' && at.mailbox === this.spam) {
+    } else if (this.spam && label !== 'spam' && at.mailbox === this.spam) {
       await this.saveRecord(key, { ...base, pendingRestore: true });
       const moved = await moveMessage(client, at.uid, this.spam, this.inbox);
       [action, now] = moved.gone ? ['not-found', undefined] : ['moved', this.inbox];

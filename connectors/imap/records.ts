@@ -4,7 +4,7 @@
  * state outlives versions of this code; the record key identifies a message across moves and renumbering.
  */
 import { createHash } from 'node:crypto';
-import type { Label } from '../../daemon/types.ts';
+import type { VerdictLabel } from '../../daemon/types.ts';
 import type { FetchedMessage } from './fetch.ts';
 
 /**
@@ -48,7 +48,7 @@ export interface Cursor {
 export interface MessageRecord {
   /** The daemon's stored message id; absent for a message found in the spam mailbox that was never scored. */
   id?: number;
-  label?: Label;
+  label?: VerdictLabel;
   /** Where it was last seen. uid is unknown after a move on a server without UIDPLUS. */
   mailbox: string;
   uidValidity?: number;
@@ -65,7 +65,8 @@ export interface MessageRecord {
 /** A correction from the daemon waiting to be carried out on the server; persisted until it is. */
 export interface PendingCorrection {
   messageId: number;
-  label: Label;
+  /** The effective label after the correction (uncertain: a correction withdrawn from an uncertain verdict). */
+  label: VerdictLabel;
   meta: ImapMessageMeta;
 }
 
@@ -114,7 +115,7 @@ export function asRecord(v: unknown): MessageRecord | undefined {
   if (typeof r.mailbox !== 'string' || (r.by !== 'verdict' && r.by !== 'user' && r.by !== 'server')) return undefined;
   const rec: MessageRecord = { mailbox: r.mailbox, by: r.by };
   if (typeof r.id === 'number') rec.id = r.id;
-  if (r.label === 'ham' || r.label === 'spam') rec.label = r.label;
+  if (r.label === 'ham' || r.label === 'spam' || r.label === 'uncertain') rec.label = r.label;
   if (typeof r.uidValidity === 'number') rec.uidValidity = r.uidValidity;
   if (typeof r.uid === 'number') rec.uid = r.uid;
   if (typeof r.messageIdHeader === 'string') rec.messageIdHeader = r.messageIdHeader;
@@ -147,6 +148,6 @@ export function asPending(v: unknown): PendingCorrection | undefined {
   if (!v || typeof v !== 'object') return undefined;
   const p = v as Record<string, unknown>;
   const meta = asMeta(p.meta);
-  if (typeof p.messageId !== 'number' || (p.label !== 'ham' && p.label !== 'spam') || !meta) return undefined;
+  if (typeof p.messageId !== 'number' || (p.label !== 'ham' && p.label !== 'spam' && p.label !== 'uncertain') || !meta) return undefined;
   return { messageId: p.messageId, label: p.label, meta };
 }

@@ -1,25 +1,31 @@
 /**
- * The daemon's training set: the built-in corpora (the prepared SMS Spam Collection, the SpamAssassin public
- * mail corpus) plus every label a person gave. Each text is assigned to train / validation / held-out by a
- * hash of its content, so the split is stable across runs: a message is never trained on in one run and
- * judged on in the next, and the held-out set grows with the user's corrections.
+ * The daemon's training set: the built-in corpora (the UCI SMS Spam Collection for text messages, the SpamAssassin
+ * public mail corpus for e-mail) plus every label a person gave. Each text is assigned to train / validation /
+ * held-out by a hash of its content, so the split is stable across runs: a message is never trained on in one run
+ * and judged on in the next, and the held-out set grows with the user's corrections.
+ *
+ * Training and validation take a balanced sample (at most `maxPerCorpus` per corpus) of their part; the held-out
+ * part is kept whole, with the corpora's natural share of ham, because the spam thresholds are calibrated on it for a
+ * target ham loss, and that needs many held-out ham (hundreds per kind of message).
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import seedrandom from 'seedrandom';
-import { readLabeledCsv } from '../../model/dataset.ts';
+import { parseSmsCollection } from '../../model/dataset.ts';
 import { shuffled } from '../../model/train.ts';
 import { parseEmail } from '../email.ts';
 import { modelText } from '../message-text.ts';
-import type { Label } from '../types.ts';
+import type { Label, MessageKind } from '../types.ts';
+
+export type ExampleOrigin = 'sms-collection' | 'spamassassin' | 'correction' | 'known';
 
 export interface LabelledText {
   text: string;
   label: Label;
-  origin: 'sms-collection' | 'spamassassin' | 'correction' | 'known';
+  kind: MessageKind;
+  origin: ExampleOrigin;
   /** A label given after the current model's run began, so that model never saw it. */
   fresh?: boolean;
 }
@@ -30,29 +36,32 @@ export interface TrainingSplit {
   heldOut: LabelledText[];
 }
 
+/** Labels people gave: always trained on in full, and they override a corpus label of the same text. */
+const PERSONAL: ReadonlySet<ExampleOrigin> = new Set(['correction', 'known']);
+
 const SPAMASSASSIN_GROUPS: Array<[string, Label]> = [
   ['easy-ham-1', 'ham'], ['easy-ham-2', 'ham'], ['hard-ham-1', 'ham'], ['spam-1', 'spam'], ['spam-2', 'spam'],
 ];
 
-/** Takes up to `max` rows, half ham and half spam where possible, chosen with a fixed seed. */
-export function balancedSample<T extends { label: Label }>(rows: T[], max: number, seed: string): T[] {
-  const rng = seedrandom(seed);
-  const ham = shuffled(rows.filter((r) => r.label === 'ham'), rng);
-  const spam = shuffled(rows.filter((r) => r.label === 'spam'), rng);
+/**
+ * Takes up to `max` rows, half ham and half spam where possible. Rows are taken in the order of a hash of their text
+ * (salted with `seed`), not shuffled: removing or adding one row then changes the sample by at most that row and one
+ * other, so the rows a model was not trained on stay untrained as the data grows (they are calibrated on).
+ */
+export function balancedSample<T extends { label: Label; text: string }>(rows: T[], max: number, seed: string): T[] {
+  const ranked = [...rows].map((r) => ({ r, u: splitPoint(`${seed}\n${r.text}`) })).sort((a, b) => a.u - b.u).map((x) => x.r);
+  const ham = ranked.filter((r) => r.label === 'ham');
+  const spam = ranked.filter((r) => r.label === 'spam');
   const half = Math.floor(max / 2);
   const nSpam = Math.min(spam.length, Math.max(half, max - ham.length));
   const nHam = Math.min(ham.length, max - nSpam);
   return [...ham.slice(0, nHam), ...spam.slice(0, nSpam)];
 }
 
-/** The prepared SMS Spam Collection (`gptspam data sms` writes it to <home>/data/sms), or [] when absent. */
-export async function smsCollection(home: string, max: number): Promise<LabelledText[]> {
-  const dir = join(home, 'data', 'sms');
-  const files = ['train.csv', 'validation.csv', 'test.csv'].map((f) => join(dir, f));
-  if (!files.every(existsSync)) return [];
-  const rows = (await Promise.all(files.map(readLabeledCsv))).flat();
-  const texts = rows.map((r) => ({ text: modelText({ source: 'sms', body: r.text }), label: (r.label === 1 ? 'spam' : 'ham') as Label, origin: 'sms-collection' as const }));
-  return balancedSample(texts, max, 'sms-collection');
+/** Every message of the raw SMS Spam Collection file (`label<TAB>text` lines) as model texts. */
+export async function smsCollection(path: string): Promise<LabelledText[]> {
+  const rows = parseSmsCollection(await readFile(path, 'utf8'), path);
+  return rows.map((r) => ({ text: modelText({ kind: 'sms', body: r.text }), label: r.label, kind: 'sms' as const, origin: 'sms-collection' as const }));
 }
 
 function spamAssassinDir(): string {
@@ -60,11 +69,11 @@ function spamAssassinDir(): string {
 }
 
 /**
- * A balanced sample of the SpamAssassin corpus as model texts. Parsing thousands of e-mails takes a while, so
- * the result is cached in <home>/cache (keyed by the sample size and the text function's output format).
+ * The whole SpamAssassin corpus as model texts. Parsing six thousand e-mails takes a while, so the result is cached
+ * in <home>/cache (keyed by the text function's output format).
  */
-export async function spamAssassin(home: string, max: number, log: (line: string) => void = () => {}): Promise<LabelledText[]> {
-  const cacheFile = join(home, 'cache', `spamassassin-${max}.v1.json`);
+export async function spamAssassin(home: string, log: (line: string) => void = () => {}): Promise<LabelledText[]> {
+  const cacheFile = join(home, 'cache', 'spamassassin.v2.json');
   try {
     return JSON.parse(await readFile(cacheFile, 'utf8')) as LabelledText[];
   } catch {
@@ -76,16 +85,15 @@ export async function spamAssassin(home: string, max: number, log: (line: string
     const names = (await readdir(join(root, group)).catch(() => [] as string[])).filter((n) => n.endsWith('.txt')).sort();
     for (const n of names) files.push({ path: join(root, group, n), label });
   }
-  const chosen = balancedSample(files, max, 'spamassassin');
-  log(`reading ${chosen.length} SpamAssassin corpus e-mails`);
+  log(`reading the ${files.length} e-mails of the SpamAssassin corpus (once; cached afterwards)`);
   const out: LabelledText[] = [];
-  for (const f of chosen) {
+  for (const f of files) {
     let raw = await readFile(f.path);
     // The corpus files are mbox entries: drop the "From " separator line, which is not part of the message.
     if (raw.subarray(0, 5).toString('latin1') === 'From ') raw = raw.subarray(raw.indexOf(10) + 1);
     const mail = await parseEmail(raw);
-    const text = modelText({ source: 'imap', sender: mail.sender, subject: mail.subject, body: mail.body });
-    if (text.trim()) out.push({ text, label: f.label, origin: 'spamassassin' });
+    const text = modelText({ kind: 'email', sender: mail.sender, subject: mail.subject, body: mail.body });
+    if (text.trim()) out.push({ text, label: f.label, kind: 'email', origin: 'spamassassin' });
   }
   await mkdir(dirname(cacheFile), { recursive: true });
   await writeFile(`${cacheFile}.tmp`, JSON.stringify(out));
@@ -106,8 +114,7 @@ export function splitByHash(examples: LabelledText[], heldOutFraction: number, v
   const byText = new Map<string, LabelledText>();
   for (const e of examples) {
     const prev = byText.get(e.text);
-    const personal = e.origin === 'correction' || e.origin === 'known';
-    if (!prev || personal) byText.set(e.text, e);
+    if (!prev || PERSONAL.has(e.origin)) byText.set(e.text, e);
   }
   const split: TrainingSplit = { train: [], validation: [], heldOut: [] };
   for (const e of byText.values()) {
@@ -117,6 +124,51 @@ export function splitByHash(examples: LabelledText[], heldOutFraction: number, v
     else split.train.push(e);
   }
   return split;
+}
+
+export interface SetSizes {
+  /** Training examples taken from each built-in corpus (balanced), and validation in proportion (1/7 of it). */
+  maxPerCorpus: number;
+  /** Held-out examples kept from each built-in corpus. */
+  maxHeldOutPerCorpus: number;
+}
+
+/**
+ * What a run trains, validates, and is judged and calibrated on. Every label a person gave goes where its hash puts
+ * it. From each built-in corpus: a balanced sample of its train part (at most `maxPerCorpus`) and of its validation
+ * part (in proportion); everything else of it was never trained on, and up to `maxHeldOutPerCorpus` of that is held
+ * out (its hash-held-out part first, then the untrained rest), keeping the corpus's natural share of ham.
+ */
+export function trainingSets(examples: LabelledText[], sizes: SetSizes, heldOutFraction: number): TrainingSplit {
+  const split = splitByHash(examples, heldOutFraction);
+  const out: TrainingSplit = { train: [], validation: [], heldOut: [] };
+  const origins = new Set([...split.train, ...split.validation, ...split.heldOut].map((e) => e.origin));
+  for (const origin of origins) {
+    const of = (set: LabelledText[]) => set.filter((e) => e.origin === origin);
+    const [train, validation, heldOut] = [of(split.train), of(split.validation), of(split.heldOut)];
+    if (PERSONAL.has(origin)) {
+      out.train.push(...train);
+      out.validation.push(...validation);
+      out.heldOut.push(...heldOut);
+      continue;
+    }
+    const trainSample = balancedSample(train, sizes.maxPerCorpus, `train:${origin}`);
+    const validationSample = balancedSample(validation, Math.ceil(sizes.maxPerCorpus / 7), `validation:${origin}`);
+    const used = new Set([...trainSample, ...validationSample]);
+    const untrained = [...train, ...validation].filter((e) => !used.has(e));
+    const byRank = (set: LabelledText[]) => [...set].sort((a, b) => splitPoint(`held-out\n${a.text}`) - splitPoint(`held-out\n${b.text}`));
+    out.train.push(...trainSample);
+    out.validation.push(...validationSample);
+    out.heldOut.push(...[...byRank(heldOut), ...byRank(untrained)].slice(0, sizes.maxHeldOutPerCorpus));
+  }
+  return out;
+}
+
+/** Counts by kind and label, for the run's log and the model's record. */
+export function countByKind(set: LabelledText[]): Record<MessageKind, { ham: number; spam: number }> {
+  const counts = { email: { ham: 0, spam: 0 }, sms: { ham: 0, spam: 0 }, other: { ham: 0, spam: 0 } };
+  for (const e of set) counts[e.kind][e.label]++;
+  return counts;
 }
 
 /**

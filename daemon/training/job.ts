@@ -1,6 +1,8 @@
 /** What the daemon asks a training process to do, and what the process reports back (one JSON object a line). */
 import type { BackendName } from '../../model/backend.ts';
+import type { OperatingPointOptions } from '../../model/calibration.ts';
 import type { TrainableLayers } from '../../model/classifier.ts';
+import type { ModelCalibration } from '../verdicts.ts';
 import type { LabelledText } from './corpus.ts';
 
 export type BaseSpec =
@@ -19,9 +21,11 @@ export interface TrainJob {
   epochs: number;
   batchSize: number;
   learningRate: number;
-  /** Built-in corpora and the sample size of each. */
-  corpora: { sms: boolean; spamAssassin: boolean; maxPerCorpus: number };
+  /** Built-in corpora (the SMS Spam Collection's file, null when not used) and the sample sizes of each. */
+  corpora: { smsFile: string | null; spamAssassin: boolean; maxPerCorpus: number; maxHeldOutPerCorpus: number };
   heldOutFraction: number;
+  /** How each kind's thresholds are chosen on the held-out set. */
+  calibration: OperatingPointOptions;
   /** Labels people gave (corrections, labelled imports). */
   personal: LabelledText[];
   /** The model now scoring, evaluated on the same held-out set for the promotion decision. */
@@ -49,6 +53,8 @@ export type WorkerReport =
       corrections: number;
       candidate: HeldOutMetrics;
       current: HeldOutMetrics | null;
+      /** The candidate's thresholds and error rates per kind of message, on the held-out set. */
+      calibration: ModelCalibration;
       seconds: number;
     }
   | { type: 'error'; message: string };

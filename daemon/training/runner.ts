@@ -17,6 +17,7 @@ import type { DaemonConfig } from '../config.ts';
 import type { ModelHost } from '../model-host.ts';
 import type { EpochRecord, ModelRecord, RunRecord, Store } from '../store.ts';
 import { resolveBaseModel } from './base-model.ts';
+import { resolveSmsCollection } from './sms-corpus.ts';
 import type { LabelledText } from './corpus.ts';
 import type { TrainJob, WorkerReport } from './job.ts';
 
@@ -98,22 +99,33 @@ export class TrainingRunner extends EventEmitter {
       const currentRun = current?.runId != null ? await this.store.getRun(current.runId) : undefined;
       const seenUntil = current ? (currentRun?.startedAt ?? current.createdAt) : null;
       const personal: LabelledText[] = (await this.store.labelledExamples()).map((e) => ({
-        text: e.text, label: e.label, origin: e.origin, fresh: seenUntil !== null && e.labelledAt > seenUntil,
+        text: e.text, label: e.label, kind: e.kind, origin: e.origin, fresh: seenUntil !== null && e.labelledAt > seenUntil,
       }));
+      const smsFile = await resolveSmsCollection(this.config, this.home, this.logger);
       const fresh = personal.filter((e) => e.fresh).length;
       const refine = this.config.training.refine;
       const m = this.config.model;
+      const v = this.config.verdicts;
       const job: TrainJob = {
         home: this.home, version, outDir, backend: this.config.backend, base,
         layers: m.layers, maxTokens: m.maxTokens, epochs: m.epochs, batchSize: m.batchSize,
         learningRate: base.kind === 'scratch' ? m.scratchLearningRate : m.learningRate,
-        corpora: { sms: this.config.training.smsCollection, spamAssassin: this.config.training.spamAssassin, maxPerCorpus: this.config.training.maxPerCorpus },
+        corpora: {
+          smsFile, spamAssassin: this.config.training.spamAssassin,
+          maxPerCorpus: this.config.training.maxPerCorpus, maxHeldOutPerCorpus: this.config.training.maxHeldOutPerCorpus,
+        },
         heldOutFraction: this.config.training.heldOutFraction,
+        calibration: { targetHamLoss: v.targetHamLoss, confidence: v.confidence, reviewHamShare: v.reviewHamShare },
         personal,
         current: current ? { version: current.version, dir: current.dir } : null,
         refine: current && fresh > 0 && refine.epochs > 0 ? { epochs: refine.epochs, replay: refine.replay } : null,
       };
-      await this.store.updateRun(runId, { appendLog: [`base model: ${base.name}; ${personal.length} labels from people, ${fresh} new since the current model`] });
+      await this.store.updateRun(runId, {
+        appendLog: [
+          `base model: ${base.name}; ${personal.length} labels from people, ${fresh} new since the current model; ` +
+            `SMS Spam Collection: ${smsFile ?? 'not available (text messages stay uncertain until it is installed)'}`,
+        ],
+      });
       const done = await this.runWorker(a, job);
       if (a.stopping) {
         await this.store.finishRun(runId, { status: 'interrupted', error: 'stopped' });
@@ -129,6 +141,7 @@ export class TrainingRunner extends EventEmitter {
         version, createdAt: new Date().toISOString(), dir: outDir, base: base.name, baseHash: done.baseHash,
         trainingSize: done.trainingSize, corrections: done.corrections,
         metrics: { accuracy: candidateAcc, precision: done.candidate.precision, recall: done.candidate.recall, f1: done.candidate.f1 },
+        calibration: done.calibration,
         compared: { version: currentVersion, candidateAccuracy: candidateAcc, currentAccuracy: currentAcc },
         status: better ? 'candidate' : 'rejected',
         runId,
@@ -152,7 +165,7 @@ export class TrainingRunner extends EventEmitter {
   async promote(version: number): Promise<ModelRecord> {
     const model = await this.store.getModel(version);
     if (!model) throw new Error(`there is no model version ${version}`);
-    await this.host.load(version, model.dir);
+    await this.host.load(version, model.dir, model.calibration);
     await this.store.promote(version);
     const promoted = (await this.store.getModel(version))!;
     this.logger.info({ version }, 'model promoted');

@@ -15,7 +15,8 @@ import { computeMetrics } from '../../model/metrics.ts';
 import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier, type EncodedExample } from '../../model/train.ts';
 import { TrunkCache } from '../../model/trunk-cache.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
-import { refineSet, smsCollection, spamAssassin, splitByHash, type LabelledText } from './corpus.ts';
+import { calibrate } from '../verdicts.ts';
+import { countByKind, refineSet, smsCollection, spamAssassin, trainingSets, type LabelledText } from './corpus.ts';
 import type { HeldOutMetrics, TrainJob, WorkerReport } from './job.ts';
 
 const REPORT_FD = 3;
@@ -26,10 +27,14 @@ function report(r: WorkerReport): void {
 }
 const log = (line: string) => report({ type: 'log', line });
 
-function heldOutMetrics(clf: GPT2Classifier, set: EncodedExample[], batchSize: number, cache: TrunkCache, maxTokens: number): HeldOutMetrics {
+/** Held-out metrics at the classifier's own decision boundary, and each example's log-odds of spam. */
+function heldOutMetrics(clf: GPT2Classifier, set: EncodedExample[], batchSize: number, cache: TrunkCache, maxTokens: number): { metrics: HeldOutMetrics; logOdds: number[] } {
   const r = evaluate(clf, set, { batchSize, features: defaultFeatures(clf, maxTokens, cache) });
   const m = computeMetrics(set.map((e) => e.label), r.predictions, 2);
-  return { accuracy: m.accuracy, precision: m.precision, recall: m.recall, f1: m.f1, count: set.length };
+  return {
+    metrics: { accuracy: m.accuracy, precision: m.precision, recall: m.recall, f1: m.f1, count: set.length },
+    logOdds: r.logits.map(([ham, spam]) => spam! - ham!),
+  };
 }
 
 /**
@@ -43,14 +48,16 @@ async function startingPoint(job: TrainJob, layers: TrainableLayers): Promise<{ 
       ? info.base.scratchSeed === undefined && info.base.source === job.base.path
       : info.base.scratchSeed === job.base.seed && sameConfig(info.base.config, SCRATCH_SIZES[job.base.size]));
     // The checkpoint records the truncation length it trained with: the job's, capped by the model's context.
-    if (info && sameBase && info.options.layers === layers && info.maxTokens === Math.min(job.maxTokens, info.base.config.nPositions)) {
+    // A changed sample size would put examples the current model trained on into the held-out set.
+    const sameSample = info?.extra?.maxPerCorpus === job.corpora.maxPerCorpus;
+    if (info && sameBase && sameSample && info.options.layers === layers && info.maxTokens === Math.min(job.maxTokens, info.base.config.nPositions)) {
       try {
         return { classifier: (await loadCheckpoint(job.current.dir)).classifier, refinedFrom: job.current.version };
       } catch (err) {
         log(`cannot continue from version ${job.current.version} (${(err as Error).message}): training from the base`);
       }
     } else {
-      log(`version ${job.current.version} was trained on another base, layers or length: training from the base`);
+      log(`version ${job.current.version} was trained on another base, layers, length or sample: training from the base`);
     }
   }
   const base = job.base.kind === 'pretrained' ? await loadGPT2(job.base.path) : initGPT2(SCRATCH_SIZES[job.base.size], job.base.seed);
@@ -67,21 +74,24 @@ async function run(job: TrainJob): Promise<void> {
 
   report({ type: 'progress', phase: 'preparing data', step: 0, totalSteps: 0, epoch: 0, loss: null, etaSeconds: null });
   const corpora: LabelledText[] = [];
-  if (job.corpora.sms) {
-    const sms = await smsCollection(job.home, job.corpora.maxPerCorpus);
-    log(sms.length ? `SMS Spam Collection: ${sms.length} messages` : 'SMS Spam Collection not prepared (gptspam data sms): not used');
+  if (job.corpora.smsFile) {
+    const sms = await smsCollection(job.corpora.smsFile);
+    log(`SMS Spam Collection: ${sms.length} messages`);
     corpora.push(...sms);
   }
   if (job.corpora.spamAssassin) {
-    const mail = await spamAssassin(job.home, job.corpora.maxPerCorpus, log);
+    const mail = await spamAssassin(job.home, log);
     log(`SpamAssassin corpus: ${mail.length} e-mails`);
     corpora.push(...mail);
   }
-  const split = splitByHash([...corpora, ...job.personal], job.heldOutFraction);
+  const split = trainingSets([...corpora, ...job.personal], job.corpora, job.heldOutFraction);
   const corrections = job.personal.length;
-  log(`training set: ${split.train.length} train, ${split.validation.length} validation, ${split.heldOut.length} held out (${corrections} labels from people)`);
+  const trained = countByKind(split.train);
+  const counts = (set: LabelledText[]) =>
+    Object.entries(countByKind(set)).filter(([, c]) => c.ham + c.spam > 0).map(([kind, c]) => `${kind} ${c.ham} ham/${c.spam} spam`).join(', ') || 'none';
+  log(`training set: ${split.train.length} train (${counts(split.train)}), ${split.validation.length} validation, ${split.heldOut.length} held out (${counts(split.heldOut)}); ${corrections} labels from people`);
   if (split.train.length < job.batchSize) {
-    throw new Error(`only ${split.train.length} training examples: prepare the SMS collection (gptspam data sms), enable the SpamAssassin corpus, or label more messages`);
+    throw new Error(`only ${split.train.length} training examples: install the SMS Spam Collection (gptspam data sms), enable the SpamAssassin corpus, or label more messages`);
   }
 
   // Random weights are no use frozen: a from-scratch model trains every layer.
@@ -122,9 +132,18 @@ async function run(job: TrainJob): Promise<void> {
   log(`trained ${result.steps} steps in ${result.seconds.toFixed(1)} s; best epoch ${result.bestEpoch}`);
 
   report({ type: 'progress', phase: 'evaluating', step: result.steps, totalSteps: result.steps, epoch: result.bestEpoch, loss: null, etaSeconds: null });
-  const candidate = heldOutMetrics(clf, heldOut, job.batchSize, cache, maxTokens);
+  const { metrics: candidate, logOdds } = heldOutMetrics(clf, heldOut, job.batchSize, cache, maxTokens);
+  const calibration = calibrate(split.heldOut.map((e, i) => ({ kind: e.kind, label: e.label, logOdds: logOdds[i]! })), trained, job.calibration);
+  for (const [kind, c] of Object.entries(calibration.kinds)) {
+    if (c.nHam + c.nSpam === 0) continue;
+    const at = c.spamThreshold === null ? 'no spam threshold can be certified' : `threshold ${c.spamThreshold.toFixed(2)} (log-odds): ${c.hamFlagged}/${c.nHam} ham flagged, ${c.spamCaught}/${c.nSpam} spam caught`;
+    log(`calibrated ${kind}: ${at}; 1-ROCA ${c.oneMinusRocaPercent.toFixed(3)}%`);
+  }
   await rm(job.outDir, { recursive: true, force: true });
-  await saveCheckpoint(job.outDir, clf, { maxTokens, labelNames: ['ham', 'spam'], extra: { heldOut: candidate, history: result.epochs } });
+  await saveCheckpoint(job.outDir, clf, {
+    maxTokens, labelNames: ['ham', 'spam'],
+    extra: { heldOut: candidate, history: result.epochs, calibration, maxPerCorpus: job.corpora.maxPerCorpus },
+  });
   const baseHash = clf.base.hash;
   clf.dispose();
 
@@ -132,13 +151,13 @@ async function run(job: TrainJob): Promise<void> {
   if (job.current) {
     try {
       const { classifier, info } = await loadCheckpoint(job.current.dir);
-      current = heldOutMetrics(classifier, encode(split.heldOut, info.maxTokens), job.batchSize, cache, info.maxTokens);
+      current = heldOutMetrics(classifier, encode(split.heldOut, info.maxTokens), job.batchSize, cache, info.maxTokens).metrics;
       classifier.dispose();
     } catch (err) {
       log(`the current model (version ${job.current.version}) could not be evaluated: ${(err as Error).message}`);
     }
   }
-  report({ type: 'done', baseHash, trainingSize: train.length, corrections, candidate, current, seconds: (performance.now() - started) / 1000 });
+  report({ type: 'done', baseHash, trainingSize: train.length, corrections, candidate, current, calibration, seconds: (performance.now() - started) / 1000 });
 }
 
 const jobPath = process.argv[2];

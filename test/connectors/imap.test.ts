@@ -13,14 +13,14 @@ import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { ImapFlow } from 'imapflow';
 import { pino, type Logger } from 'pino';
-import type { ConnectorState, CorrectionEvent, CorrectionOrigin, IncomingMessage, Label, ScoringService, Verdict } from '../../daemon/types.ts';
+import type { ConnectorState, CorrectionEvent, CorrectionOrigin, CorrespondentInput, IncomingMessage, Label, ScoringService, Verdict, VerdictLabel } from '../../daemon/types.ts';
 import { dovecotSkipReason, startDovecot, type DovecotServer } from '../helpers/dovecot.ts';
 import { ImapConnector, type AppliedEvent, type ImapConnectorOptions } from '../../connectors/imap/connector.ts';
 import { createImapConnectors } from '../../connectors/imap/index.ts';
 import { connect, type ImapAccount } from '../../connectors/imap/account.ts';
 import { resolveSpamMailbox } from '../../connectors/imap/mailboxes.ts';
 import { fetchNewMessages } from '../../connectors/imap/fetch.ts';
-import { flagSpam, moveToSpam } from '../../connectors/imap/actions.ts';
+import { markVerdict, moveToSpam, UNCERTAIN } from '../../connectors/imap/actions.ts';
 
 const skip = dovecotSkipReason();
 if (skip) console.log(`# skipping IMAP tests: ${skip}`);
@@ -65,9 +65,10 @@ interface CorrectCall { messageId: number; label: Label; origin: CorrectionOrigi
 
 /** The daemon's ScoringService in miniature: deterministic labels, stored verdicts, recorded calls. */
 class TestScoring implements ScoringService {
-  readonly labels = new Map<string, Label>();
+  readonly labels = new Map<string, VerdictLabel>();
   readonly calls: ScoreCall[] = [];
   readonly corrections: CorrectCall[] = [];
+  readonly correspondents: CorrespondentInput[] = [];
   private readonly stored = new Map<string, Verdict>();
   private nextId = 1;
   failNext = 0;
@@ -89,15 +90,17 @@ class TestScoring implements ScoringService {
       return v;
     }
     const mid = typeof message.meta?.messageId === 'string' ? message.meta.messageId : undefined;
-    const label: Label = message.knownLabel
+    const label: VerdictLabel = message.knownLabel
       ?? (mid ? this.labels.get(mid) : undefined)
-      ?? (/\bSPAM\b/.test(message.subject ?? '') || /cheap pills/i.test(message.body) ? 'spam' : 'ham');
+      ?? (/\bSPAM\b/.test(message.subject ?? '') || /cheap pills/i.test(message.body) ? 'spam' : /\bMAYBE\b/.test(message.subject ?? '') ? 'uncertain' : 'ham');
     const verdict: Verdict = {
       messageId: this.nextId++,
-      modelVersion: 'test-rule',
-      spamProbability: label === 'spam' ? 0.99 : 0.01,
+      kind: 'email',
+      modelVersion: 0,
+      spamProbability: label === 'spam' ? 0.99 : label === 'uncertain' ? 0.6 : 0.01,
       label,
-      threshold: 0.5,
+      reason: 'test rule',
+      thresholds: { spam: 0.9, ham: 0.5 },
       scoredAt: new Date(),
     };
     this.stored.set(key, verdict);
@@ -108,6 +111,13 @@ class TestScoring implements ScoringService {
 
   async correct(messageId: number, label: Label, origin: CorrectionOrigin): Promise<void> {
     this.corrections.push({ messageId, label, origin });
+  }
+
+  async addCorrespondents(list: CorrespondentInput[]): Promise<number> {
+    const known = new Set(this.correspondents.map((c) => c.address));
+    const fresh = list.filter((c) => !known.has(c.address));
+    this.correspondents.push(...fresh);
+    return fresh.length;
   }
 
   fresh(): ScoreCall[] {
@@ -576,14 +586,17 @@ test('MOVE fallback: COPY + \\Deleted + UID EXPUNGE of just that message', { ski
   assert.ok(inbox[0]!.flags.has('\\Deleted'));
   assert.deepEqual((await contents(user, 'Junk')).map((x) => x.messageId), [mails[0]!.messageId]);
 
-  // flagSpam is idempotent and switches between the two keywords.
-  assert.equal(await flagSpam(client, 2, true, 'INBOX'), true);
-  assert.equal(await flagSpam(client, 2, true, 'INBOX'), true);
+  // markVerdict is idempotent and switches between the three keywords.
+  assert.equal(await markVerdict(client, 2, 'spam', 'INBOX'), true);
+  assert.equal(await markVerdict(client, 2, 'spam', 'INBOX'), true);
   let f = (await contents(user, 'INBOX'))[0]!.flags;
-  assert.ok(f.has('$Junk') && !f.has('$NotJunk'));
-  await flagSpam(client, 2, false, 'INBOX');
+  assert.ok(f.has('$Junk') && !f.has('$NotJunk') && !f.has(UNCERTAIN));
+  await markVerdict(client, 2, 'uncertain', 'INBOX');
   f = (await contents(user, 'INBOX'))[0]!.flags;
-  assert.ok(!f.has('$Junk') && f.has('$NotJunk'));
+  assert.ok(!f.has('$Junk') && !f.has('$NotJunk') && f.has(UNCERTAIN));
+  await markVerdict(client, 2, 'ham', 'INBOX');
+  f = (await contents(user, 'INBOX'))[0]!.flags;
+  assert.ok(!f.has('$Junk') && f.has('$NotJunk') && !f.has(UNCERTAIN));
 
   // Without UIDPLUS there is no UID EXPUNGE: the source is only flagged \Deleted (a plain EXPUNGE would
   // also remove the user's own deleted message 2).

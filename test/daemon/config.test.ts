@@ -15,18 +15,19 @@ test('no file: the embedded default binds to loopback on 8025 and retrains night
   assert.equal(c.server.host, '127.0.0.1');
   assert.equal(c.server.port, 8025);
   assert.equal(c.training.schedule, '0 3 * * *');
-  assert.deepEqual(c.thresholds, { imap: 0.5, sms: 0.5, api: 0.5 });
+  // Verdicts: thresholds calibrated per kind for 0.5% ham loss at 95% confidence; none fixed.
+  assert.deepEqual(c.verdicts, { targetHamLoss: 0.005, confidence: 0.95, reviewHamShare: 0.02, thresholds: {}, knownCorrespondents: true });
   assert.equal(smsWatchFolder(c, h), join(h, 'inbox', 'sms'));
 });
 
 test('the file overrides defaults key by key; environment variables override the file', async () => {
   const h = home();
-  writeFileSync(join(h, 'config.json'), JSON.stringify({ server: { port: 9000 }, thresholds: { sms: 0.8 } }));
+  writeFileSync(join(h, 'config.json'), JSON.stringify({ server: { port: 9000 }, verdicts: { thresholds: { sms: 0.8, email: { spam: 0.9, ham: 0.2 } } } }));
   const c = await loadConfig(h, { GPTSPAM_HOST: '0.0.0.0', GPTSPAM_TRAIN_SCHEDULE: '*/5 * * * *' });
   assert.equal(c.server.port, 9000);
   assert.equal(c.server.host, '0.0.0.0');
-  assert.equal(c.thresholds.sms, 0.8);
-  assert.equal(c.thresholds.imap, 0.5);
+  assert.deepEqual(c.verdicts.thresholds, { sms: { spam: 0.8, ham: 0.8 }, email: { spam: 0.9, ham: 0.2 } });
+  assert.equal(c.verdicts.targetHamLoss, 0.005);
   assert.equal(c.training.schedule, '*/5 * * * *');
 });
 
@@ -37,7 +38,11 @@ test('errors name the file and the key', async () => {
     writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
     await assert.rejects(loadConfig(h, env), (err: Error) => err instanceof ConfigError && pattern.test(err.message) && err.message.includes(path));
   };
-  await fails({ thresholds: { sms: 2 } }, /thresholds\.sms: .*<=1/);
+  await fails({ verdicts: { thresholds: { sms: 2 } } }, /verdicts\.thresholds\.sms: /);
+  await fails({ verdicts: { thresholds: { email: { spam: 0.5, ham: 0.9 } } } }, /verdicts\.thresholds\.email: ham must not be above spam/);
+  await fails({ verdicts: { targetHamLoss: 0 } }, /verdicts\.targetHamLoss: /);
+  // An earlier version's key says where it went.
+  await fails({ thresholds: { sms: 0.8 } }, /thresholds: moved: .*verdicts\.thresholds\.email/);
   await fails({ training: { schedule: 'every night' } }, /training\.schedule: "every night" is not a valid cron expression/);
   await fails({ imap: { accounts: [{ host: 'h', user: 'u', password: 'p', passwordEnv: 'X' }] } }, /imap\.accounts\.0: set exactly one of password/);
   await fails({ imap: { accounts: [{ host: 'h', user: 'u', password: 'p', colour: 'red' }] } }, /imap\.accounts\.0\.colour: unknown key/);
@@ -49,10 +54,10 @@ test('errors name the file and the key', async () => {
 
 test('model text: e-mail leads with subject and sender; SMS is the body alone; blank runs collapse; bounded', () => {
   assert.equal(
-    modelText({ source: 'imap', sender: '"Bank" <x@y.z>', subject: '  Your   account ', body: 'Hello\r\n\r\n\r\n\r\nClick   here\t now' }),
+    modelText({ kind: 'email', sender: '"Bank" <x@y.z>', subject: '  Your   account ', body: 'Hello\r\n\r\n\r\n\r\nClick   here\t now' }),
     'Subject: Your account\nFrom: "Bank" <x@y.z>\n\nHello\n\nClick here now',
   );
-  assert.equal(modelText({ source: 'sms', sender: '+447700900123', body: ' Call me  later ' }), 'Call me later');
-  assert.equal(modelText({ source: 'api', body: 'just text' }), 'just text');
-  assert.equal(modelText({ source: 'sms', body: 'x'.repeat(50_000) }).length, MODEL_TEXT_CHARS);
+  assert.equal(modelText({ kind: 'sms', sender: '+447700900123', body: ' Call me  later ' }), 'Call me later');
+  assert.equal(modelText({ kind: 'other', body: 'just text' }), 'just text');
+  assert.equal(modelText({ kind: 'sms', body: 'x'.repeat(50_000) }).length, MODEL_TEXT_CHARS);
 });

@@ -3,22 +3,24 @@
  * a tiny from-scratch model, so tests drive it exactly as a user does: over HTTP and WebSocket.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
-import { prepareSmsDataset } from '../../model/dataset.ts';
 import { SMS_COLLECTION } from './fixture.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/gptspam.js', import.meta.url));
 
-/** A small, fast configuration: tiny scratch model, one epoch, 200 examples per corpus, no schedule. */
+/**
+ * A small, fast configuration: tiny scratch model, one epoch, 200 training examples and 700 held-out (enough ham to
+ * calibrate a spam threshold) per corpus, the shared SMS Spam Collection, no schedule.
+ */
 export const TEST_CONFIG = {
   backend: 'wasm',
   logLevel: 'debug',
   model: { base: 'scratch', scratchSize: 'tiny', epochs: 1, maxTokens: 64 },
-  training: { maxPerCorpus: 200, schedule: '', afterCorrections: 0 },
+  training: { maxPerCorpus: 200, maxHeldOutPerCorpus: 700, schedule: '', afterCorrections: 0, smsCollectionFile: SMS_COLLECTION },
 };
 
 export interface RunningDaemon {
@@ -46,23 +48,6 @@ export interface EventLog {
   close(): void;
 }
 
-let preparedSms: string | undefined;
-
-/** The chapter's SMS split, prepared once per test process and copied into each daemon home. */
-function smsData(): string {
-  if (!preparedSms) {
-    preparedSms = mkdtempSync(join(tmpdir(), 'gptspam-sms-'));
-    process.on('exit', () => rmSync(preparedSms!, { recursive: true, force: true }));
-  }
-  return preparedSms;
-}
-
-async function ensureSmsData(): Promise<string> {
-  const dir = smsData();
-  if (!existsSync(join(dir, 'test.csv'))) await prepareSmsDataset({ rawPath: SMS_COLLECTION, outDir: dir });
-  return dir;
-}
-
 export function newHome(config: Record<string, unknown> = TEST_CONFIG): string {
   const home = mkdtempSync(join(tmpdir(), 'gptspam-home-'));
   writeFileSync(join(home, 'config.json'), JSON.stringify(config, null, 2));
@@ -80,13 +65,8 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | u
   }
 }
 
-export async function startDaemon(opts: { config?: Record<string, unknown>; home?: string; withSms?: boolean; readyTimeoutMs?: number } = {}): Promise<RunningDaemon> {
+export async function startDaemon(opts: { config?: Record<string, unknown>; home?: string; readyTimeoutMs?: number } = {}): Promise<RunningDaemon> {
   const home = opts.home ?? newHome(opts.config);
-  if (opts.withSms !== false && !existsSync(join(home, 'data', 'sms', 'train.csv'))) {
-    const src = await ensureSmsData();
-    mkdirSync(join(home, 'data', 'sms'), { recursive: true });
-    for (const f of ['train.csv', 'validation.csv', 'test.csv']) copyFileSync(join(src, f), join(home, 'data', 'sms', f));
-  }
   const proc = spawn(process.execPath, [BIN, 'serve', '--home', home, '--port', '0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, GPTSPAM_HOME: home },

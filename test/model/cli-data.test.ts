@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -38,7 +38,9 @@ const headerLen = Buffer.alloc(8);
 headerLen.writeBigUInt64LE(BigInt(header.length));
 const MODEL = Buffer.concat([headerLen, header, Buffer.alloc(16, 1)]);
 const CONFIG = Buffer.from('{"model_type":"gpt2","n_embd":768}');
-const SMS_ZIP = Buffer.from(zipSync({ SMSSpamCollection: strToU8('ham\thello\nspam\tWIN "cash", now\nham\tbye') }));
+// A mirror serving the original collection, and one serving a changed copy.
+const SMS_ZIP = Buffer.from(zipSync({ SMSSpamCollection: new Uint8Array(readFileSync(SMS_PATH)) }));
+const SMS_TAMPERED_ZIP = Buffer.from(zipSync({ SMSSpamCollection: strToU8('ham\thello\nspam\tWIN "cash", now\nham\tbye') }));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let server: Server;
@@ -57,6 +59,8 @@ before(async () => {
       res.writeHead(200, { 'Content-Length': CONFIG.length }).end(req.method === 'HEAD' ? undefined : CONFIG);
     } else if (path === '/sms.zip') {
       res.writeHead(200, { 'Content-Length': SMS_ZIP.length }).end(SMS_ZIP);
+    } else if (path === '/sms-tampered.zip') {
+      res.writeHead(200, { 'Content-Length': SMS_TAMPERED_ZIP.length }).end(SMS_TAMPERED_ZIP);
     } else {
       res.writeHead(404).end();
     }
@@ -71,7 +75,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-test('data sms --from the real collection prints the counts and writes the three CSVs', { skip: !existsSync(SMS_PATH) && `missing ${SMS_PATH}` }, async () => {
+test('data sms --from the real collection prints the counts and writes the three CSVs', async () => {
   const out = join(dir, 'sms');
   const run = await gptspam(['data', 'sms', '--from', SMS_PATH, '--out', out]);
   assert.equal(run.code, 0, run.stderr);
@@ -81,14 +85,21 @@ test('data sms --from the real collection prints the counts and writes the three
   assert.equal((await readLabeledCsv(join(out, 'test.csv'))).length, 300);
 });
 
-test('data sms without --from downloads into <home>/data/sms and says the download is unverified', async () => {
+test('data sms without --from downloads into <home>/data/sms, checked against the original file; a changed copy is refused', async () => {
   const home = join(dir, 'home');
   const run = await gptspam(['data', 'sms', '--url', `${base}/sms.zip`], { GPTSPAM_HOME: home });
   assert.equal(run.code, 0, run.stderr);
-  assert.match(run.stderr, /not verified/);
-  assert.match(run.stdout, /3 messages \(2 ham, 1 spam\) → balanced 2/);
-  assert.ok(existsSync(join(home, 'data', 'sms', 'SMSSpamCollection')));
-  assert.equal((await readLabeledCsv(join(home, 'data', 'sms', 'test.csv'))).length + (await readLabeledCsv(join(home, 'data', 'sms', 'train.csv'))).length, 2);
+  assert.match(run.stderr, new RegExp(`SHA-256 ${sha256(readFileSync(SMS_PATH))}, the original file`));
+  assert.match(run.stdout, /5574 messages \(4827 ham, 747 spam\) → balanced 1494/);
+  assert.match(run.stdout, /The daemon trains on the collection from its next run/);
+  assert.deepEqual(readFileSync(join(home, 'data', 'sms', 'SMSSpamCollection')), readFileSync(SMS_PATH));
+  assert.equal((await readLabeledCsv(join(home, 'data', 'sms', 'test.csv'))).length, 300);
+
+  const other = join(dir, 'home-tampered');
+  const bad = await gptspam(['data', 'sms', '--url', `${base}/sms-tampered.zip`], { GPTSPAM_HOME: other });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /is not the expected file \(SHA-256 [0-9a-f]{64}, expected [0-9a-f]{64}\); to use it anyway, save it and pass --from FILE/);
+  assert.ok(!existsSync(join(other, 'data', 'sms', 'SMSSpamCollection')));
 });
 
 test('data sms with a malformed file fails with one line naming the file and line', async () => {

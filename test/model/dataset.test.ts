@@ -13,6 +13,7 @@ import { strToU8, zipSync } from 'fflate';
 import {
   balanceByUndersampling,
   downloadSmsCollection,
+  SMS_COLLECTION_SHA256,
   parseSmsCollection,
   prepareSmsDataset,
   readLabeledCsv,
@@ -193,17 +194,28 @@ describe('downloadSmsCollection', () => {
     await new Promise<void>((ok) => server.close(() => ok()));
   });
 
-  test('downloads the zip, extracts SMSSpamCollection, says it is unverified and removes the zip', async () => {
+  test('downloads the zip, extracts SMSSpamCollection, checks its SHA-256 and removes the zip', async () => {
     const dest = join(dir, 'dl');
-    const got = await downloadSmsCollection({ url: `${base}/static/public/228/sms+spam+collection.zip`, destDir: dest });
+    const sha256 = createHash('sha256').update(collection).digest('hex');
+    const got = await downloadSmsCollection({ url: `${base}/static/public/228/sms+spam+collection.zip`, destDir: dest, expectedSha256: sha256 });
     assert.equal(got.path, join(dest, 'SMSSpamCollection'));
     assert.equal(await readFile(got.path, 'utf8'), collection);
     assert.equal(got.messages, 3);
-    assert.equal(got.verified, false);
+    assert.equal(got.sha256, sha256);
     assert.equal(got.zipSha256, createHash('sha256').update(zip).digest('hex'));
     assert.ok(!existsSync(join(dest, 'sms+spam+collection.zip')));
     const prepared = await prepareSmsDataset({ rawPath: got.path, outDir: dest });
     assert.deepEqual([prepared.balanced, prepared.train + prepared.validation + prepared.test], [2, 2]);
+  });
+
+  test('a collection that is not the original file is refused and not installed', async () => {
+    // Without an expected hash, the original collection's is required: this little one is not it.
+    const dest = join(dir, 'tampered');
+    await assert.rejects(
+      downloadSmsCollection({ url: `${base}/static/public/228/sms+spam+collection.zip`, destDir: dest }),
+      new RegExp(`not the expected file \\(SHA-256 ${createHash('sha256').update(collection).digest('hex')}, expected ${SMS_COLLECTION_SHA256}\\)`),
+    );
+    assert.ok(!existsSync(join(dest, 'SMSSpamCollection')));
   });
 
   test('a page that is not a zip, a zip without the file, or a 404 give clear errors', async () => {
