@@ -30,6 +30,7 @@ const imapAccount = z
     accessToken: z.string().optional(),
     mailbox: z.string().min(1).optional(),
     spamMailbox: z.string().min(1).optional(),
+    sentMailbox: z.string().min(1).optional(),
     action: z.enum(['move', 'flag', 'none']).default('move'),
     tls: z.object({ rejectUnauthorized: z.boolean().optional(), servername: z.string().optional() }).strict().optional(),
   })

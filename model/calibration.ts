@@ -35,25 +35,32 @@ export interface RocPoint {
   spamCaught: number;
 }
 
-export interface OperatingPoint {
+/** What a pair of thresholds does on labelled examples (spam at or above the spam threshold, ham below the ham one). */
+export interface ErrorRates {
   nHam: number;
   nSpam: number;
+  /** Ham at or above the spam threshold, and spam at or above it. */
+  hamFlagged: number;
+  spamCaught: number;
+  /** Ham and spam between the thresholds: uncertain, left for a person. */
+  hamUncertain: number;
+  spamUncertain: number;
+  /** hamFlagged / nHam (hm%) and (nSpam − spamCaught) / nSpam (sm%); NaN without ham or spam. */
+  hamLoss: number;
+  spamMissed: number;
+  /** 100 · (1 − area under the ROC curve); NaN without ham or spam. */
+  oneMinusRocaPercent: number;
+}
+
+export interface OperatingPoint extends ErrorRates {
   /** Log-odds at or above which a message is spam; null when the held-out ham cannot certify the target. */
   spamThreshold: number | null;
   /** Log-odds below which a message is ham; between the two it is uncertain. */
   hamThreshold: number;
-  /** Held-out ham at or above the spam threshold, and spam at or above it. */
-  hamFlagged: number;
-  spamCaught: number;
-  /** hamFlagged / nHam and (nSpam − spamCaught) / nSpam; NaN without ham or spam. */
-  hamLoss: number;
-  spamMissed: number;
   /** Upper confidence bound of the ham loss at the spam threshold (1 when there is no threshold). */
   hamLossBound: number;
   /** The most held-out ham that may be flagged while the bound stays within the target (−1: none). */
   allowedHamFlagged: number;
-  /** 100 · (1 − area under the ROC curve); NaN without ham or spam. */
-  oneMinusRocaPercent: number;
   /** The ROC curve from the strictest to the loosest threshold, at most ~200 points. */
   roc: RocPoint[];
 }
@@ -164,9 +171,7 @@ export function rocCurve(examples: ScoredExample[], maxPoints = 200): RocPoint[]
 export function chooseOperatingPoint(examples: ScoredExample[], opts: OperatingPointOptions): OperatingPoint {
   if (examples.some((e) => Number.isNaN(e.score))) throw new Error('a held-out score is NaN');
   const hamScores = examples.filter((e) => !e.spam).map((e) => e.score).sort((a, b) => b - a);
-  const spamScores = examples.filter((e) => e.spam).map((e) => e.score);
   const nHam = hamScores.length;
-  const nSpam = spamScores.length;
   const allowed = allowedErrors(nHam, opts.targetHamLoss, opts.confidence);
 
   let spamThreshold: number | null = null;
@@ -179,9 +184,6 @@ export function chooseOperatingPoint(examples: ScoredExample[], opts: OperatingP
     if (!(spamThreshold > mustExceed)) spamThreshold = nextUp(mustExceed);
   }
 
-  const flaggedHam = spamThreshold === null ? 0 : hamScores.filter((s) => s >= spamThreshold!).length;
-  const caughtSpam = spamThreshold === null ? 0 : spamScores.filter((s) => s >= spamThreshold!).length;
-
   // The ham threshold: about reviewHamShare of held-out ham at or above it; never above the spam threshold.
   let hamThreshold = 0;
   if (nHam > 0) {
@@ -190,19 +192,37 @@ export function chooseOperatingPoint(examples: ScoredExample[], opts: OperatingP
   }
   if (spamThreshold !== null && hamThreshold > spamThreshold) hamThreshold = spamThreshold;
 
+  const rates = errorRates(examples, spamThreshold, hamThreshold);
   return {
-    nHam,
-    nSpam,
+    ...rates,
     spamThreshold,
     hamThreshold,
-    hamFlagged: flaggedHam,
-    spamCaught: caughtSpam,
-    hamLoss: nHam ? flaggedHam / nHam : NaN,
-    spamMissed: nSpam ? (nSpam - caughtSpam) / nSpam : NaN,
-    hamLossBound: spamThreshold === null ? 1 : upperConfidenceBound(flaggedHam, nHam, opts.confidence),
+    hamLossBound: spamThreshold === null ? 1 : upperConfidenceBound(rates.hamFlagged, nHam, opts.confidence),
     allowedHamFlagged: allowed,
-    oneMinusRocaPercent: 100 * (1 - rocArea(examples, nHam, nSpam)),
     roc: rocCurve(examples),
+  };
+}
+
+/** Counts and rates of given thresholds (log-odds; a null spam threshold flags nothing) on labelled examples. */
+export function errorRates(examples: ScoredExample[], spamThreshold: number | null, hamThreshold: number): ErrorRates {
+  const r = { nHam: 0, nSpam: 0, hamFlagged: 0, spamCaught: 0, hamUncertain: 0, spamUncertain: 0 };
+  for (const e of examples) {
+    const verdict = spamThreshold !== null && e.score >= spamThreshold ? 'spam' : e.score < hamThreshold ? 'ham' : 'uncertain';
+    if (e.spam) {
+      r.nSpam++;
+      if (verdict === 'spam') r.spamCaught++;
+      else if (verdict === 'uncertain') r.spamUncertain++;
+    } else {
+      r.nHam++;
+      if (verdict === 'spam') r.hamFlagged++;
+      else if (verdict === 'uncertain') r.hamUncertain++;
+    }
+  }
+  return {
+    ...r,
+    hamLoss: r.nHam ? r.hamFlagged / r.nHam : NaN,
+    spamMissed: r.nSpam ? (r.nSpam - r.spamCaught) / r.nSpam : NaN,
+    oneMinusRocaPercent: 100 * (1 - rocArea(examples, r.nHam, r.nSpam)),
   };
 }
 

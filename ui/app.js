@@ -36,7 +36,7 @@ const state = {
 function query(before) {
   const p = new URLSearchParams({ limit: '50' });
   if (state.filter === 'spam') p.set('label', 'spam');
-  if (state.filter === 'uncertain') p.set('uncertain', 'true');
+  if (state.filter === 'uncertain') p.set('label', 'uncertain');
   if (state.filter === 'corrected') p.set('corrected', 'true');
   if (state.q) p.set('q', state.q);
   if (before) p.set('before', String(before));
@@ -46,7 +46,7 @@ function query(before) {
 function matchesFilter(m) {
   if (state.filter === 'spam' && m.label !== 'spam') return false;
   if (state.filter === 'corrected' && !m.correction) return false;
-  if (state.filter === 'uncertain' && !(m.verdict && Math.abs(m.verdict.spamProbability - m.verdict.threshold) <= 0.15)) return false;
+  if (state.filter === 'uncertain' && m.label !== 'uncertain') return false;
   if (state.q) {
     const q = state.q.toLowerCase();
     if (![m.sender, m.subject, m.snippet].some((s) => s && s.toLowerCase().includes(q))) return false;
@@ -62,9 +62,16 @@ function fmtTime(iso) {
   return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 }
 
+/** "97.3%" for a probability, "—" for none. */
+const pct = (p) => (typeof p === 'number' ? `${(p * 100).toFixed(1)}%` : '—');
+
 function row(m, index) {
-  const p = m.verdict ? m.verdict.spamProbability : null;
-  const bar = el('meter', { min: '0', max: '1', low: '0.5', high: '0.5', optimum: '0', value: p ?? 0, title: p === null ? 'not scored' : `spam probability ${(p * 100).toFixed(1)}%` });
+  const v = m.verdict;
+  const p = v ? v.spamProbability : null;
+  // The meter's bands are the thresholds this verdict was made with.
+  const low = v && v.thresholds.ham !== null ? v.thresholds.ham : 0.5;
+  const high = v && v.thresholds.spam !== null ? v.thresholds.spam : 1;
+  const bar = el('meter', { min: '0', max: '1', low: String(low), high: String(high), optimum: '0', value: p ?? 0, title: p === null ? 'not scored' : `spam probability ${pct(p)}: ${v.reasonText}` });
   const li = el(
     'li',
     {
@@ -78,7 +85,7 @@ function row(m, index) {
       'div',
       { class: 'who' },
       el('span', { class: 'sender' }, m.sender || '(no sender)'),
-      el('span', { class: 'source' }, `${m.source} · ${m.account}`),
+      el('span', { class: 'source' }, `${m.kind} · ${m.source} · ${m.account}`),
       el('time', { datetime: m.receivedAt || m.createdAt }, fmtTime(m.receivedAt || m.createdAt)),
     ),
     el('div', { class: 'what', onclick: () => openDetail(m.id) }, m.subject ? el('strong', {}, m.subject, ' ') : null, m.snippet),
@@ -86,7 +93,7 @@ function row(m, index) {
       'div',
       { class: 'verdict' },
       bar,
-      el('span', { class: `label ${m.label ?? ''}` }, (m.label ?? '?') + (m.correction ? ' ✓' : '')),
+      el('span', { class: `label ${m.label ?? ''}`, title: m.correction ? `labelled by ${m.correction.origin}` : v ? v.reasonText : '' }, (m.label ?? '?') + (m.correction ? ' ✓' : '')),
       el('span', { class: 'p' }, p === null ? '' : `${Math.round(p * 100)}%`),
     ),
     el(
@@ -187,22 +194,31 @@ async function openDetail(id) {
   try {
     const m = await api('GET', `/api/messages/${id}`);
     $('detail').hidden = false;
+    const v = m.verdict;
     const facts = [
-      ['From', m.sender || '—'], ['Subject', m.subject || '—'], ['Source', `${m.source} · ${m.account}`],
+      ['From', m.sender || '—'], ['Subject', m.subject || '—'], ['Source', `${m.kind} · ${m.source} · ${m.account}`],
       ['Received', fmtTime(m.receivedAt) || '—'],
-      ['Verdict', m.verdict ? `${m.verdict.label} (${(m.verdict.spamProbability * 100).toFixed(1)}%, threshold ${m.verdict.threshold}, model v${m.verdict.modelVersion})` : '—'],
-      ['Label', m.label ?? '—'],
+      ['Verdict', v ? `${v.label}: ${v.reasonText}` : '—'],
+      ['Score', v ? `spam probability ${pct(v.spamProbability)} (model v${v.modelVersion})` : '—'],
+      ['Thresholds', v ? thresholdsText(v.thresholds) : '—'],
+      ['Label', m.correction ? `${m.label} (by ${m.correction.origin})` : (m.label ?? '—')],
     ];
     $('detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
     $('detail-text').textContent = m.text;
     $('detail-history').replaceChildren(
       ...m.corrections.map((c) => el('li', {}, `${fmtTime(c.at)}: ${c.label ?? 'correction withdrawn'} (was ${c.previous ?? '—'}, by ${c.origin})`)),
-      ...m.verdicts.map((v) => el('li', {}, `${fmtTime(v.scoredAt)}: model v${v.modelVersion} said ${v.label} (${(v.spamProbability * 100).toFixed(1)}%)`)),
+      ...m.verdicts.map((x) => el('li', {}, `${fmtTime(x.scoredAt)}: model v${x.modelVersion} said ${x.label} (${pct(x.spamProbability)})`)),
     );
     $('detail-close').focus();
   } catch (err) {
     handle(err);
   }
+}
+
+function thresholdsText(t) {
+  if (t.origin === 'none') return 'none: this kind of message is not judged';
+  const spam = t.spam === null ? 'no spam threshold' : `spam at ${pct(t.spam)} or more`;
+  return `${spam}, ham below ${pct(t.ham)} (${t.origin})`;
 }
 
 // ------------------------------------------------------------------ status and model

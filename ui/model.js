@@ -11,14 +11,38 @@ function facts(el, status) {
     ['Version', m ? `v${m.version}` : 'none yet (first training running)'],
     ['Base model', m ? m.base : '—'],
     ['Backend', status.backend],
-    ['Accuracy', pct(m?.metrics?.accuracy)],
-    ['Precision', pct(m?.metrics?.precision)],
-    ['Recall', pct(m?.metrics?.recall)],
+    ['Held-out accuracy', pct(m?.metrics?.accuracy)],
     ['Corrections waiting', String(status.pendingCorrections)],
     ['Next scheduled run', status.nextRun ? new Date(status.nextRun).toLocaleString() : 'not scheduled'],
-    ['Messages', `${status.counts.messages} (${status.counts.spam} spam, ${status.counts.corrected} corrected)`],
+    ['Messages', `${status.counts.messages} (${status.counts.spam} spam, ${status.counts.uncertain} uncertain, ${status.counts.corrected} corrected)`],
   ];
   $('model-facts').replaceChildren(...pairs.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+  // One plain sentence per kind of message: what the held-out set shows, or why it is not judged.
+  const kinds = status.verdicts ? Object.entries(status.verdicts.kinds) : [];
+  $('verdict-kinds').replaceChildren(
+    ...kinds.map(([kind, k]) => el('li', { class: k.trainedOn ? '' : 'untrained', dataset: { kind } }, el('strong', {}, `${KIND_NAMES[kind] ?? kind}: `), k.summary)),
+  );
+  if (status.verdicts) {
+    $('verdict-target').textContent = `Spam thresholds are set for at most ${pct(status.verdicts.targetHamLoss)} of real mail flagged (${pct(status.verdicts.confidence)} confidence); below them, uncertain messages stay put and are listed for review.`;
+  }
+}
+
+const KIND_NAMES = { email: 'E-mail', sms: 'Text messages', other: 'Other messages' };
+
+let shownRoc = null;
+async function roc(el, status, imageUrl) {
+  const m = status.model;
+  const box = $('roc');
+  if (!m || !m.calibration) {
+    box.replaceChildren();
+    shownRoc = null;
+    return;
+  }
+  if (shownRoc === m.version) return;
+  shownRoc = m.version;
+  const url = await imageUrl(`/api/models/${m.version}/roc.svg`);
+  for (const img of box.querySelectorAll('img')) URL.revokeObjectURL(img.src);
+  box.replaceChildren(url ? el('img', { src: url, alt: `Held-out ROC curve of model v${m.version} per kind of message, with the operating point marked` }) : '');
 }
 
 function training(status, runs) {
@@ -89,6 +113,7 @@ async function curves(el, runs, imageUrl) {
 
 export function renderModel({ status, models, runs, api, imageUrl, el, onError, onChange }) {
   facts(el, status);
+  roc(el, status, imageUrl).catch(onError);
   training(status, runs);
   versions(el, models, api, onError, onChange);
   curves(el, runs, imageUrl).catch(onError);

@@ -26,6 +26,8 @@ export interface ImapAccount {
   mailbox?: string;
   /** Where spam goes; default: the \Junk special-use mailbox, else 'Junk' (created when missing). */
   spamMailbox?: string;
+  /** Where the user's sent mail is (its recipients are known correspondents); default: the \Sent special-use mailbox. */
+  sentMailbox?: string;
   action: SpamAction;
   /** Extra TLS options, e.g. { rejectUnauthorized: false } for a self-signed test server. */
   tls?: { rejectUnauthorized?: boolean; servername?: string };

@@ -35,7 +35,8 @@ import { accountName, checkAccount, connect, describeError, watchedMailbox, type
 import { findByMessageId, resolveSpamMailbox, uidExists } from './mailboxes.ts';
 import { fetchByUid, fetchNewMessages, mailboxPosition, type FetchedMessage } from './fetch.ts';
 import { clearUncertain, markVerdict, moveMessage } from './actions.ts';
-import { asCursor, asMeta, asPending, asRecord, KEY_BYTES, keyOf, sameplace, type Cursor, type ImapMessageMeta, type MessageRecord, type PendingCorrection, type Place } from './records.ts';
+import { asCursor, asMeta, asPending, asRecord, asSentCursor, KEY_BYTES, keyOf, sameplace, type Cursor, type ImapMessageMeta, type MessageRecord, type PendingCorrection, type Place } from './records.ts';
+import { findSentMailbox, readSentRecipients } from './sent.ts';
 import { Signal } from './signal.ts';
 
 export interface ImapConnectorOptions {
@@ -55,6 +56,8 @@ export interface ImapConnectorOptions {
   batchSize?: number;
   /** Watch the spam mailbox for the user's moves and report them as corrections. Default true. */
   learn?: boolean;
+  /** Read the recipients of the Sent mailbox as known correspondents (first run: all; then what is new). Default true. */
+  learnCorrespondents?: boolean;
   /** Reconnect delays: doubles from initialMs up to maxMs. Defaults 1 s and 5 min. */
   reconnect?: { initialMs?: number; maxMs?: number };
   /** A message (or correction) that failed this many times is skipped (left in place, logged). Default 5. */
@@ -99,10 +102,12 @@ export class ImapConnector extends EventEmitter implements Connector {
   private readonly scoring: ScoringService;
   private readonly state: ConnectorState;
   private readonly log: Logger;
-  private readonly opts: Required<Pick<ImapConnectorOptions, 'pollSeconds' | 'backlog' | 'maxBytes' | 'maxBodyChars' | 'batchSize' | 'learn' | 'maxAttempts'>> & { initialMs: number; maxMs: number };
+  private readonly opts: Required<Pick<ImapConnectorOptions, 'pollSeconds' | 'backlog' | 'maxBytes' | 'maxBodyChars' | 'batchSize' | 'learn' | 'learnCorrespondents' | 'maxAttempts'>> & { initialMs: number; maxMs: number };
   private readonly connectOptions: ConnectOptions | undefined;
   private readonly inbox: string;
   private spam: string | undefined;
+  /** The Sent mailbox (null: the server has none). */
+  private sent: string | null | undefined;
   private client: ImapFlow | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -133,6 +138,7 @@ export class ImapConnector extends EventEmitter implements Connector {
       maxBodyChars: o.maxBodyChars ?? 20_000,
       batchSize: o.batchSize ?? 20,
       learn: o.learn ?? true,
+      learnCorrespondents: o.learnCorrespondents ?? true,
       maxAttempts: o.maxAttempts ?? 5,
       initialMs: o.reconnect?.initialMs ?? 1000,
       maxMs: o.reconnect?.maxMs ?? 5 * 60_000,
@@ -254,9 +260,12 @@ export class ImapConnector extends EventEmitter implements Connector {
     // the event is new mail, never mistaken for what was already there.
     await this.cursor(client, this.inbox, this.opts.backlog);
     if (this.opts.learn && this.spam) await this.cursor(client, this.spam, 0);
+    // Before any new mail is scored: a reply from someone the user wrote to must be recognised.
+    await this.syncSentRecipients(client);
     onReady();
     while (!this.stopped && client.usable) {
       this.wake.clear();
+      await this.syncSentRecipients(client);
       await this.processMailbox(client, this.inbox, 'watched');
       await this.applyPendingCorrections(client);
       if (this.opts.learn && this.spam) await this.processMailbox(client, this.spam, 'spam');
@@ -284,6 +293,31 @@ export class ImapConnector extends EventEmitter implements Connector {
     await this.wake.wait(wait);
     // The next command breaks IDLE; when the connection is gone it has already ended.
     if (!client.usable) await idle;
+  }
+
+  // ---------------------------------------------------------------- known correspondents (the Sent mailbox)
+
+  /** Hands the daemon the recipients of what the user sent since the last look (all of it the first time). */
+  private async syncSentRecipients(client: ImapFlow): Promise<void> {
+    if (!this.opts.learnCorrespondents) return;
+    if (this.sent === undefined) {
+      this.sent = (await findSentMailbox(client, this.config.sentMailbox)) ?? null;
+      if (this.sent === null) {
+        this.log.warn({ sentMailbox: this.config.sentMailbox ?? '\\Sent' }, 'no Sent mailbox found: known correspondents cannot be learned from this account');
+      }
+    }
+    if (this.sent === null) return;
+    const key = `cursor:sent:${this.sent}`;
+    const saved = asSentCursor(await this.state.get(key));
+    const { recipients, cursor } = await readSentRecipients(client, this.sent, saved);
+    if (recipients.length) {
+      const unique = new Map(recipients.map((r) => [r.address.toLowerCase(), r]));
+      const added = await this.scoring.addCorrespondents(
+        [...unique.values()].map((r) => ({ address: r.address, display: r.name ? `${r.name} <${r.address}>` : r.address, origin: 'imap-sent', account: this.account })),
+      );
+      this.log.info({ mailbox: this.sent, recipients: recipients.length, added }, 'read the Sent mailbox: known correspondents updated');
+    }
+    if (!saved || saved.uidValidity !== cursor.uidValidity || saved.lastUid !== cursor.lastUid) await this.state.set(key, cursor);
   }
 
   // ---------------------------------------------------------------- new messages in a mailbox

@@ -16,6 +16,8 @@ export interface ImapConnectorDeps {
   pollSeconds?: number;
   /** On an account's first run, also score the newest N messages already there. */
   backlog?: number;
+  /** Learn known correspondents from each account's Sent mailbox. */
+  learnCorrespondents?: boolean;
 }
 
 /**
@@ -39,6 +41,7 @@ export function createImapConnectors(accounts: ImapAccount[], deps: ImapConnecto
       logger: deps.logger,
       ...(deps.pollSeconds !== undefined ? { pollSeconds: deps.pollSeconds } : {}),
       ...(deps.backlog !== undefined ? { backlog: deps.backlog } : {}),
+      ...(deps.learnCorrespondents !== undefined ? { learnCorrespondents: deps.learnCorrespondents } : {}),
     }));
   }
   return out;

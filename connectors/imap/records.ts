@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { VerdictLabel } from '../../daemon/types.ts';
 import type { FetchedMessage } from './fetch.ts';
+import type { SentCursor } from './sent.ts';
 
 /**
  * What the connector stores in IncomingMessage.meta (the daemon hands it back in CorrectionEvent.meta).
@@ -150,4 +151,11 @@ export function asPending(v: unknown): PendingCorrection | undefined {
   const meta = asMeta(p.meta);
   if (typeof p.messageId !== 'number' || (p.label !== 'ham' && p.label !== 'spam' && p.label !== 'uncertain') || !meta) return undefined;
   return { messageId: p.messageId, label: p.label, meta };
+}
+
+export function asSentCursor(v: unknown): SentCursor | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const c = v as Record<string, unknown>;
+  if (!Number.isSafeInteger(c.uidValidity) || !Number.isSafeInteger(c.lastUid)) return undefined;
+  return { uidValidity: c.uidValidity as number, lastUid: c.lastUid as number };
 }

@@ -34,6 +34,7 @@ export class SmsFolderConnector implements Connector {
       async (path) => {
         const result = await importExport(path, (messages) => Promise.all(messages.map((m) => scoring.score(m))), {
           includeSent: this.opts.includeSent,
+          addCorrespondents: (list) => scoring.addCorrespondents(list),
         });
         const s = result.summary;
         logger.info(

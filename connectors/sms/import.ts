@@ -3,7 +3,8 @@
  * by length), count what was new. The same loop serves the daemon's folder watcher (scoring in process) and
  * `gptspam import` (scoring through the daemon's HTTP API): only `submit` differs.
  */
-import type { IncomingMessage } from '../../daemon/types.ts';
+import type { CorrespondentInput, IncomingMessage } from '../../daemon/types.ts';
+import { exportCorrespondents } from './correspondents.ts';
 import { readExport, type ImportSummary, type ReadExportOptions } from './read-export.ts';
 
 export interface ImportResult {
@@ -16,14 +17,20 @@ export interface ImportResult {
 }
 
 export type Submit = (messages: IncomingMessage[]) => Promise<Array<{ duplicate: boolean; label: string | null }>>;
+/** Hands the daemon the addresses the phone's owner corresponds with (before any message is scored). */
+export type AddCorrespondents = (list: CorrespondentInput[]) => Promise<unknown>;
 
 const CHUNK = 64;
 
 export async function importExport(
   path: string,
   submit: Submit,
-  opts: ReadExportOptions & { onProgress?: (r: ImportResult) => void } = {},
+  opts: ReadExportOptions & { onProgress?: (r: ImportResult) => void; addCorrespondents?: AddCorrespondents } = {},
 ): Promise<ImportResult> {
+  if (opts.addCorrespondents) {
+    const found = await exportCorrespondents(path, opts);
+    if (found.length) await opts.addCorrespondents(found);
+  }
   const reader = readExport(path, opts);
   const result: ImportResult = { summary: reader.summary, scored: 0, duplicates: 0, spam: 0 };
   let chunk: IncomingMessage[] = [];

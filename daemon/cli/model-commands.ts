@@ -10,7 +10,9 @@ import { loadCheckpoint, saveCheckpoint } from '../../model/checkpoint.ts';
 import { GPT2Classifier, toTokenBatch, type ClassifierOptions, type HeadInit, type Pooling, type TrainableLayers } from '../../model/classifier.ts';
 import { SCRATCH_SIZES } from '../../model/config.ts';
 import { readLabeledCsv } from '../../model/dataset.ts';
+import { errorRates, logOdds, probability } from '../../model/calibration.ts';
 import { computeMetrics, formatConfusion } from '../../model/metrics.ts';
+import type { ModelCalibration } from '../verdicts.ts';
 import { renderTrainingCurvesSvg } from '../../model/plot.ts';
 import { SafetensorsFile } from '../../model/safetensors.ts';
 import { decode, encode } from '../../model/tokenizer.ts';
@@ -78,9 +80,11 @@ export function registerModelCommands(program: Command, modelCommand: Command): 
 
   program
     .command('eval')
-    .description('accuracy, precision, recall, F1 and confusion matrix of a fine-tuned model on a CSV')
-    .requiredOption('--model <dir>', 'fine-tuned model folder (from `gptspam train`)')
+    .description('error rates as spam filters report them (ham flagged, spam missed, 1-ROCA%) and accuracy, precision, recall, F1, confusion matrix of a fine-tuned model on a CSV')
+    .requiredOption('--model <dir>', 'fine-tuned model folder (from `gptspam train`, or a daemon version in <home>/models/versions)')
     .requiredOption('--data <file>', 'CSV with columns Label, Text')
+    .addOption(new Option('--kind <kind>', 'whose calibrated thresholds apply, for a daemon model').choices(['email', 'sms', 'other']).default('sms'))
+    .option('--threshold <p>', 'spam at or above this probability, for a model without calibrated thresholds', Number, 0.5)
     .option('--base <file>', 'base model.safetensors, if it moved since training')
     .option('--batch-size <n>', 'batch size', int('--batch-size'), 8)
     .option('--json', 'machine-readable output')
@@ -206,22 +210,52 @@ async function train(flags: TrainFlags): Promise<void> {
   clf.dispose();
 }
 
-async function evalCommand(flags: { model: string; data: string; base?: string; batchSize: number; json?: boolean; backend: BackendName }): Promise<void> {
+interface EvalFlags { model: string; data: string; base?: string; batchSize: number; json?: boolean; backend: BackendName; kind: 'email' | 'sms' | 'other'; threshold: number }
+
+async function evalCommand(flags: EvalFlags): Promise<void> {
   await useBackend(flags.backend);
   const { classifier: clf, info } = await loadCheckpoint(resolve(flags.model), { basePath: flags.base });
   const rows = await readLabeledCsv(resolve(flags.data));
   const set = encodeExamples(rows, info.maxTokens);
   const r = evaluate(clf, set, { batchSize: flags.batchSize, features: defaultFeatures(clf, info.maxTokens) });
   const m = computeMetrics(set.map((e) => e.label), r.predictions, clf.options.numClasses);
-  if (flags.json) {
-    console.log(JSON.stringify({ loss: r.loss, ...m }));
-  } else {
-    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-    console.log(`${m.count} examples`);
-    console.log(`accuracy  ${pct(m.accuracy)}\nprecision ${pct(m.precision)}\nrecall    ${pct(m.recall)}\nF1        ${pct(m.f1)}`);
-    console.log(formatConfusion(m.confusion, info.labelNames));
-  }
   clf.dispose();
+  if (clf.options.numClasses !== 2) {
+    if (flags.json) console.log(JSON.stringify({ loss: r.loss, ...m }));
+    else printMetrics(m, info.labelNames);
+    return;
+  }
+  // The model's own thresholds for that kind when the daemon calibrated it, else --threshold (no uncertain band).
+  const scored = r.logits.map(([ham, spam], i) => ({ score: spam! - ham!, spam: set[i]!.label === 1 }));
+  const calibrated = (info.extra?.calibration as ModelCalibration | undefined)?.kinds?.[flags.kind];
+  const thresholds = calibrated
+    ? { spam: calibrated.spamThreshold, ham: calibrated.hamThreshold, origin: `calibrated for ${flags.kind}` }
+    : { spam: logOdds(flags.threshold), ham: logOdds(flags.threshold), origin: '--threshold' };
+  const rates = errorRates(scored, thresholds.spam, thresholds.ham);
+  const report = {
+    thresholds: { spam: thresholds.spam === null ? null : probability(thresholds.spam), ham: probability(thresholds.ham), origin: thresholds.origin },
+    ...rates,
+    hamLossPercent: 100 * rates.hamLoss,
+    spamMissedPercent: 100 * rates.spamMissed,
+  };
+  if (flags.json) {
+    console.log(JSON.stringify({ errorRates: report, loss: r.loss, ...m }));
+    return;
+  }
+  const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : 'n/a');
+  const t = report.thresholds;
+  console.log(`${m.count} examples: ${rates.nHam} ham, ${rates.nSpam} spam; thresholds (${t.origin}): spam ${t.spam === null ? 'none' : pct(t.spam)}, ham below ${pct(t.ham)}`);
+  console.log(`ham flagged (hm%)  ${pct(rates.hamLoss)}  (${rates.hamFlagged} of ${rates.nHam}; ${rates.hamUncertain} uncertain)`);
+  console.log(`spam missed (sm%)  ${pct(rates.spamMissed)}  (caught ${rates.spamCaught} of ${rates.nSpam}; ${rates.spamUncertain} uncertain)`);
+  console.log(`1-ROCA%            ${Number.isFinite(rates.oneMinusRocaPercent) ? rates.oneMinusRocaPercent.toFixed(3) : 'n/a'}`);
+  printMetrics(m, info.labelNames);
+}
+
+function printMetrics(m: ReturnType<typeof computeMetrics>, names: string[]): void {
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  console.log(`${m.count} examples at the classifier's own boundary (p = 0.5)`);
+  console.log(`accuracy  ${pct(m.accuracy)}\nprecision ${pct(m.precision)}\nrecall    ${pct(m.recall)}\nF1        ${pct(m.f1)}`);
+  console.log(formatConfusion(m.confusion, names));
 }
 
 async function readStdinLines(): Promise<string[]> {

@@ -10,7 +10,7 @@ import { loadConfig, smsWatchFolder, type DaemonConfig } from '../config.ts';
 import { Daemon, type ConnectorServices } from '../daemon.ts';
 import { gptspamHome } from '../home.ts';
 import { createLogger } from '../log.ts';
-import type { Connector, IncomingMessage } from '../types.ts';
+import type { Connector, CorrespondentInput, IncomingMessage } from '../types.ts';
 
 function port(v: string): number {
   const n = Number(v);
@@ -32,7 +32,7 @@ function buildConnectors(config: DaemonConfig, home: string, services: Connector
   connectors.push(
     ...createImapConnectors(config.imap.accounts, {
       scoring: services.scoring, state: services.state, logger: services.logger,
-      pollSeconds: config.imap.pollSeconds, backlog: config.imap.backlog,
+      pollSeconds: config.imap.pollSeconds, backlog: config.imap.backlog, learnCorrespondents: config.verdicts.knownCorrespondents,
     }),
   );
   return connectors;
@@ -93,20 +93,30 @@ async function importFiles(files: string[], flags: ImportFlags): Promise<void> {
   } catch {
     throw new Error(`no access token in ${home}: start the daemon first ("npm start" or "gptspam serve")`);
   }
-  const submit = async (messages: IncomingMessage[]) => {
+  const post = async <T>(path: string, payload: unknown): Promise<T> => {
     let res: Response;
     try {
-      res = await fetch(`${base}/api/messages/batch`, {
+      res = await fetch(`${base}${path}`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-        body: JSON.stringify({ messages: messages.map((m) => ({ ...m, meta: undefined, receivedAt: m.receivedAt?.toISOString() })) }),
+        body: JSON.stringify(payload),
       });
     } catch (err) {
       throw new Error(`the daemon is not reachable at ${base} (${(err as Error).message}): start it with "npm start"`);
     }
-    const body = (await res.json().catch(() => ({}))) as { results?: Array<{ duplicate: boolean; label: string | null }>; error?: string };
-    if (!res.ok || !body.results) throw new Error(`the daemon answered ${res.status}: ${body.error ?? 'no results'}`);
+    const body = (await res.json().catch(() => ({}))) as T & { error?: string };
+    if (!res.ok) throw new Error(`the daemon answered ${res.status}: ${body.error ?? 'no details'}`);
+    return body;
+  };
+  const submit = async (messages: IncomingMessage[]) => {
+    const body = await post<{ results?: Array<{ duplicate: boolean; label: string | null }> }>('/api/messages/batch', {
+      messages: messages.map((m) => ({ ...m, meta: undefined, receivedAt: m.receivedAt?.toISOString() })),
+    });
+    if (!body.results) throw new Error('the daemon answered without results');
     return body.results;
+  };
+  const addCorrespondents = async (list: CorrespondentInput[]) => {
+    for (let i = 0; i < list.length; i += 5000) await post('/api/correspondents', { correspondents: list.slice(i, i + 5000) });
   };
   for (const file of files) {
     const path = resolve(file);
@@ -117,6 +127,7 @@ async function importFiles(files: string[], flags: ImportFlags): Promise<void> {
     bar.start(0, 0, { scored: 0, duplicates: 0, spam: 0 });
     const result = await importExport(path, submit, {
       includeSent: flags.sent === true,
+      addCorrespondents,
       ...(flags.account ? { account: flags.account } : {}),
       ...(flags.format ? { format: flags.format } : {}),
       onProgress: (r) => bar.update(r.scored + r.duplicates, { scored: r.scored, duplicates: r.duplicates, spam: r.spam }),

@@ -352,6 +352,59 @@ test('flag mode: spam gets $Junk, ham gets $NotJunk, nothing moves', { skip }, a
   await user.logout();
 });
 
+test('uncertain mail stays in the inbox, marked for review; settling it in the UI takes the mark off', { skip }, async () => {
+  const s = await server();
+  const scoring = new TestScoring();
+  const conn = startConnector({ account: account(s), scoring, state: new MemoryState() });
+  await idleOnce(conn);
+  const user = await userClient(s);
+  const crlf = (t: string) => Buffer.from(t.replace(/\r?\n/g, '\r\n'), 'latin1');
+  await user.append('INBOX', crlf('From: a@example.org\nSubject: MAYBE a deal\nMessage-ID: <u1@t>\n\nhello\n'));
+  await user.append('INBOX', crlf('From: b@example.org\nSubject: SPAM offer\nMessage-ID: <u2@t>\n\ncheap pills\n'));
+  await waitFor('both scored', () => scoring.calls.length === 2);
+  await waitFor('the spam moved', async () => (await contents(user, 'Junk')).length === 1);
+  const inbox = await contents(user, 'INBOX');
+  assert.deepEqual(inbox.map((x) => x.messageId), ['<u1@t>'], 'the uncertain message stays where it is');
+  assert.ok(inbox[0]!.flags.has(UNCERTAIN) && !inbox[0]!.flags.has('$Junk'));
+
+  // The user settles it as spam in the UI: it moves to Junk without the review mark.
+  const call = scoring.calls.find((c) => c.message.subject === 'MAYBE a deal')!;
+  await conn.applyCorrection({
+    messageId: call.verdict.messageId, source: 'imap', account: 'alice@test', externalId: call.message.externalId,
+    meta: JSON.parse(JSON.stringify(call.message.meta)) as Record<string, unknown>, label: 'spam', previous: 'uncertain', origin: 'ui',
+  });
+  const junk = await contents(user, 'Junk');
+  const settled = junk.find((x) => x.messageId === '<u1@t>');
+  assert.ok(settled && !settled.flags.has(UNCERTAIN), 'moved, mark removed');
+  assert.equal((await contents(user, 'INBOX')).length, 0);
+  await user.logout();
+});
+
+test('known correspondents: every recipient in the Sent mailbox is handed to the daemon before new mail is scored, then what is sent later', { skip }, async () => {
+  const s = await server();
+  const user = await userClient(s);
+  const sent = (to: string, cc: string, id: string) => Buffer.from(`From: alice@test\r\nTo: ${to}\r\nCc: ${cc}\r\nSubject: hi\r\nMessage-ID: <${id}@t>\r\n\r\nhello\r\n`);
+  await user.append('Sent', sent('Bob <bob@example.org>', 'carol@example.org', 's1'));
+  await user.append('Sent', sent('dave@example.org', 'Bob <bob@example.org>', 's2'));
+  await user.append('INBOX', Buffer.from('From: Bob <bob@example.org>\r\nSubject: re: hi\r\nMessage-ID: <r1@t>\r\n\r\nthanks\r\n'));
+  const scoring = new TestScoring();
+  const conn = startConnector({ account: account(s), scoring, state: new MemoryState(), backlog: 5 });
+  await idleOnce(conn);
+  const addresses = () => scoring.correspondents.map((c) => c.address).sort();
+  assert.deepEqual(addresses(), ['bob@example.org', 'carol@example.org', 'dave@example.org']);
+  assert.ok(scoring.correspondents.every((c) => c.origin === 'imap-sent' && c.account === 'alice@test'));
+  assert.equal(scoring.correspondents.find((c) => c.address === 'bob@example.org')!.display, 'Bob <bob@example.org>');
+  // Learned before the backlog message from Bob was scored.
+  assert.equal(scoring.calls.length, 1);
+
+  // Mail sent later is read on the next round (new mail wakes the connector).
+  await user.append('Sent', sent('erin@example.org', 'bob@example.org', 's3'));
+  await user.append('INBOX', Buffer.from('From: x@example.org\r\nSubject: wake\r\nMessage-ID: <w1@t>\r\n\r\nwake up\r\n'));
+  await waitFor('erin learned', () => addresses().includes('erin@example.org'));
+  assert.equal(addresses().length, 4);
+  await user.logout();
+});
+
 test('IDLE: a newly delivered message is handled within seconds, with polling far away', { skip }, async () => {
   const s = await server();
   const [spam] = corpus(1).filter((m) => m.label === 'spam');

@@ -15,7 +15,7 @@ import { backupXml, buildSpecs, isIncoming, loadUci, specBody } from './sms-fixt
 
 const BIN = fileURLToPath(new URL('../../bin/gptspam.js', import.meta.url));
 
-interface MessageView { id: number; label: string | null; source: string }
+interface MessageView { id: number; label: string | null; source: string; externalId: string; verdict: { reason: string; spamProbability: number } | null }
 
 let d: RunningDaemon;
 let work: string;
@@ -66,7 +66,7 @@ test('import scores every received message of a backup once; a later, larger bac
 
   let stored = await smsMessages();
   assert.equal(stored.length, incoming.length, 'only received messages are scored without --sent');
-  assert.ok(stored.every((m) => m.label === 'ham' || m.label === 'spam'), 'each has a verdict');
+  assert.ok(stored.every((m) => m.label === 'ham' || m.label === 'uncertain' || m.label === 'spam'), 'each has a verdict');
   // The model read each message's own text (whitespace tidied), emoji and line breaks intact.
   const squash = (t: string) => t.replace(/\s+/g, ' ').trim();
   const details = await Promise.all(stored.map((m) => d.api<{ text: string }>('GET', `/api/messages/${m.id}`)));
@@ -126,4 +126,36 @@ test('import against a daemon that is not running fails with one clear line', as
   assert.equal(r.code, 1);
   assert.match(r.stderr, /not reachable at http:\/\/127\.0\.0\.1:9/);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test('known correspondents: a text from a contact, or from someone the owner texted (even before the reply), is ham; a stranger\'s is not', async () => {
+  const spamText = 'WINNER!! As a valued network customer you have been selected to receive a £900 prize reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only.';
+  const t0 = Date.UTC(2024, 0, 5, 9, 0, 0);
+  const xml = backupXml([
+    { kind: 'sms', address: '+447700111001', date: t0, type: 1, body: `${spamText} (1)`, contactName: 'Aunt May' },
+    // This friend's message comes before the owner's first text to them: the export is read for addresses first.
+    { kind: 'sms', address: '07700 111002', date: t0 + 1000, type: 1, body: `${spamText} (2)` },
+    { kind: 'sms', address: '+44 7700 111002', date: t0 + 2000, type: 2, body: 'who is this?' },
+    { kind: 'sms', address: '+447700111003', date: t0 + 3000, type: 1, body: `${spamText} (3)` },
+  ]);
+  const file = join(work, 'correspondents.xml');
+  writeFileSync(file, xml);
+  const run = await runCli(['import', file, '--home', d.home, '--url', d.url, '--account', 'phone-2']);
+  assert.equal(run.code, 0, run.stderr);
+  const byText = async (n: number) => {
+    const list = await d.api<{ messages: MessageView[] }>('GET', `/api/messages?q=${encodeURIComponent(`(${n})`)}&source=sms`);
+    assert.equal(list.messages.length, 1, `message ${n}`);
+    return list.messages[0]!;
+  };
+  const [contact, friend, stranger] = [await byText(1), await byText(2), await byText(3)];
+  assert.deepEqual([contact.label, contact.verdict!.reason], ['ham', 'known-correspondent']);
+  assert.deepEqual([friend.label, friend.verdict!.reason], ['ham', 'known-correspondent']);
+  assert.notEqual(stranger.verdict!.reason, 'known-correspondent');
+  // The model still scored them all; the list says where each address came from.
+  assert.ok(contact.verdict!.spamProbability > 0);
+  const list = await d.api<{ correspondents: Array<{ address: string; origin: string; display: string }> }>('GET', '/api/correspondents?q=11100');
+  assert.deepEqual(list.correspondents.map((c) => [c.address, c.origin, c.display]).sort(), [
+    ['tel:700111001', 'sms-contact', 'Aunt May'],
+    ['tel:700111002', 'sms-sent', '+44 7700 111002'],
+  ]);
 });

@@ -13,14 +13,14 @@ import { SMS_COLLECTION } from './fixture.ts';
 const BIN = fileURLToPath(new URL('../../bin/gptspam.js', import.meta.url));
 
 /**
- * A small, fast configuration: tiny scratch model, one epoch, 200 training examples and 700 held-out (enough ham to
+ * A small, fast configuration: tiny scratch model, one epoch, 200 training examples and 900 held-out (enough ham to
  * calibrate a spam threshold) per corpus, the shared SMS Spam Collection, no schedule.
  */
 export const TEST_CONFIG = {
   backend: 'wasm',
   logLevel: 'debug',
   model: { base: 'scratch', scratchSize: 'tiny', epochs: 1, maxTokens: 64 },
-  training: { maxPerCorpus: 200, maxHeldOutPerCorpus: 700, schedule: '', afterCorrections: 0, smsCollectionFile: SMS_COLLECTION },
+  training: { maxPerCorpus: 200, maxHeldOutPerCorpus: 900, schedule: '', afterCorrections: 0, smsCollectionFile: SMS_COLLECTION },
 };
 
 export interface RunningDaemon {
@@ -65,11 +65,11 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | u
   }
 }
 
-export async function startDaemon(opts: { config?: Record<string, unknown>; home?: string; readyTimeoutMs?: number } = {}): Promise<RunningDaemon> {
+export async function startDaemon(opts: { config?: Record<string, unknown>; home?: string; env?: Record<string, string>; readyTimeoutMs?: number } = {}): Promise<RunningDaemon> {
   const home = opts.home ?? newHome(opts.config);
   const proc = spawn(process.execPath, [BIN, 'serve', '--home', home, '--port', '0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, GPTSPAM_HOME: home },
+    env: { ...process.env, GPTSPAM_HOME: home, ...opts.env },
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -81,6 +81,8 @@ test('the chosen spam threshold is the lowest cut whose held-out ham loss bound 
     assert.ok(op.hamThreshold <= op.spamThreshold);
     const inBandOrAbove = examples.filter((e) => !e.spam && e.score >= op.hamThreshold).length;
     assert.ok(inBandOrAbove <= Math.floor(0.02 * nHam), `${inBandOrAbove} ham at or above the ham threshold`);
+    const band = (spam: boolean) => examples.filter((e) => e.spam === spam && e.score >= op.hamThreshold && e.score < op.spamThreshold!).length;
+    assert.deepEqual([op.hamUncertain, op.spamUncertain], [band(false), band(true)]);
   }
 });
 

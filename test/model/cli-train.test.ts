@@ -58,6 +58,15 @@ test('data sms → train --scratch → eval → classify: well above chance on t
   // The reloaded checkpoint reproduces what training measured.
   assert.equal(m.accuracy, metrics.test.accuracy);
   assert.equal(m.confusion.flat().reduce((a: number, b: number) => a + b, 0), 300);
+  // Error rates as spam filters report them: without calibrated thresholds, at --threshold 0.5 they must agree
+  // with the confusion matrix at the classifier's own boundary.
+  const e = m.errorRates;
+  const sum = (row: number[]) => row.reduce((a, b) => a + b, 0);
+  assert.deepEqual([e.nHam, e.nSpam], [sum(m.confusion[0]), sum(m.confusion[1])]);
+  assert.deepEqual([e.hamFlagged, e.spamCaught], [m.confusion[0][1], m.confusion[1][1]]);
+  assert.ok(Math.abs(e.hamLossPercent - (100 * e.hamFlagged) / e.nHam) < 1e-12);
+  assert.equal(e.thresholds.origin, '--threshold');
+  assert.ok(e.oneMinusRocaPercent >= 0 && e.oneMinusRocaPercent < 10, `1-ROCA ${e.oneMinusRocaPercent}%`);
 
   const cls = await gptspam([
     'classify', '--model', out, '--json', '--backend', 'wasm',
