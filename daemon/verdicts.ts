@@ -114,7 +114,12 @@ export const KIND_NAMES: Record<MessageKind, string> = { email: 'e-mail', sms: '
 export function describeKind(kind: MessageKind, c: KindCalibration | undefined, targetHamLoss: number): string {
   const noun = { email: 'e-mails', sms: 'text messages', other: 'other messages' }[kind];
   if (!c || !isTrainedOn(c)) {
-    return `It has not learned ${noun}: they are never called spam, only uncertain. Label some of them (or send them with their kind) and retrain.`;
+    const todo = {
+      email: 'Enable the SpamAssassin corpus (training.spamAssassin) or label some e-mails',
+      sms: 'Install the SMS Spam Collection ("gptspam data sms --from FILE", or training.smsCollectionFile) or label some texts',
+      other: 'Label some of them, or send them to the API with their kind (email or sms)',
+    }[kind];
+    return `It has not learned ${noun}: they are never called spam, only uncertain. ${todo}, then retrain.`;
   }
   const n = (x: number) => x.toLocaleString('en');
   if (c.spamThreshold === null) {

@@ -65,6 +65,11 @@ before(async () => {
   const corpus = join(home, 'SMSSpamCollection-minus-held-back');
   writeFileSync(corpus, uci.filter((r) => !heldBackTexts.has(r.text)).map((r) => `${r.label}\t${r.text}`).join('\n'));
   server = await startDovecot();
+  // The user once wrote to a friend: the daemon reads the Sent mailbox when it first connects.
+  const owner = new ImapFlow({ host: server.host, port: server.port, secure: false, auth: { user: server.user, pass: server.password }, logger: false });
+  await owner.connect();
+  await owner.append('Sent', Buffer.from('From: me@example.org\r\nTo: My Friend <friend@example.org>\r\nSubject: hello\r\nMessage-ID: <sent-1@test>\r\n\r\nhow are you?\r\n'));
+  await owner.logout();
   // The default configuration; only what a user must say is set: their mailbox and their copy of the SMS corpus.
   const config = {
     training: { smsCollectionFile: corpus },
@@ -154,4 +159,26 @@ test('with the default configuration, unseen ham is flagged at most 1% and unsee
   // Spam verdicts acted on: the flagged e-mails left the inbox, nothing else did.
   const junk = (await imap.status('Junk', { messages: true })) || { messages: -1 };
   assert.equal(junk.messages, mails.filter((m) => m.verdict!.label === 'spam').length);
+});
+
+test('a message from someone in the Sent mailbox stays in the INBOX even when the model scores it as spam', async () => {
+  // The text of an e-mail the model called spam, now from the friend.
+  const caught = (await stored('imap')).find((m) => m.verdict?.label === 'spam');
+  assert.ok(caught, 'some spam was caught');
+  const text = (await d.api<{ text: string }>('GET', `/api/messages/${caught.id}`)).text;
+  const body = text.split('\n\n').slice(1).join('\n\n');
+  const subject = /^Subject: (.*)$/m.exec(text)?.[1] ?? '';
+  const appended = await imap.append('INBOX', Buffer.from(`From: My Friend <friend@example.org>\r\nTo: me@example.org\r\nSubject: ${subject}\r\nMessage-ID: <friend-1@test>\r\n\r\n${body.replace(/\r?\n/g, '\r\n')}\r\n`));
+  const externalId = `${appended && appended.uidValidity}:${appended && appended.uid}`;
+  const m = await waitUntil('the friend\'s message to be scored', async () => (await stored('imap')).find((x) => x.externalId === externalId), 120_000);
+  const v = (await d.api<{ verdict: { label: string; reason: string; spamProbability: number; thresholds: { spam: number | null } } }>('GET', `/api/messages/${m.id}`)).verdict;
+  assert.deepEqual([v.label, v.reason], ['ham', 'known-correspondent']);
+  assert.ok(v.thresholds.spam !== null && v.spamProbability >= v.thresholds.spam, `the model scored it ${v.spamProbability}, spam from ${v.thresholds.spam}`);
+  const lock = await imap.getMailboxLock('INBOX');
+  try {
+    const found = await imap.search({ header: { 'message-id': '<friend-1@test>' } }, { uid: true });
+    assert.ok(Array.isArray(found) && found.length === 1, 'still in the INBOX');
+  } finally {
+    lock.release();
+  }
 });
