@@ -3,12 +3,13 @@
  * re-fine-tuning and runs the connectors. `stop()` is the orderly shutdown SIGTERM/SIGINT trigger.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { initBackend } from '../model/backend.ts';
 import type { DaemonConfig } from './config.ts';
+import { ensurePrivateHome } from './home.ts';
 import { ModelHost } from './model-host.ts';
 import { Scoring } from './scoring.ts';
 import { ApiServer } from './server.ts';
@@ -65,7 +66,7 @@ export class Daemon {
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const { home, config, logger } = opts;
-    await mkdir(home, { recursive: true, mode: 0o700 });
+    if (await ensurePrivateHome(home)) logger.warn({ home }, 'the home was readable by other users: made it private (0700)');
     const token = await accessToken(home, opts.onNewToken);
     const store = await Store.open(join(home, 'gptspam.db'));
     try {

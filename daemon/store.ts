@@ -276,6 +276,26 @@ function runFromRow(r: Row): RunRecord {
   };
 }
 
+class UnknownIdsError extends Error {
+  constructor(readonly ids: number[]) {
+    super(`unknown message ids: ${ids.join(', ')}`);
+  }
+}
+
+/** Records a correction inside the transaction `tx`; undefined when there is no such message. */
+async function correctIn(tx: Queryable, id: number, label: Label | null, origin: CorrectionOrigin): Promise<{ before: MessageRecord; after: MessageRecord } | undefined> {
+  const row = await tx.get<Row>('SELECT * FROM messages WHERE id = ?', [id]);
+  if (!row) return undefined;
+  const before = messageFromRow(row);
+  const now = new Date().toISOString();
+  await tx.run('INSERT INTO corrections (message_id, label, previous, origin, created_at) VALUES (?, ?, ?, ?, ?)', [id, label, before.label, origin, now]);
+  await tx.run('UPDATE messages SET correction_label = ?, correction_origin = ?, corrected_at = ? WHERE id = ?', [
+    label, label === null ? null : origin, label === null ? null : now, id,
+  ]);
+  const after = messageFromRow((await tx.get<Row>('SELECT * FROM messages WHERE id = ?', [id]))!);
+  return { before, after };
+}
+
 export class Store {
   private constructor(readonly db: Database) {}
 
@@ -371,17 +391,28 @@ export class Store {
    * undefined when there is no such message.
    */
   async correct(id: number, label: Label | null, origin: CorrectionOrigin): Promise<{ before: MessageRecord; after: MessageRecord } | undefined> {
+    return this.db.write((tx) => correctIn(tx, id, label, origin));
+  }
+
+  /**
+   * The same correction for several messages, all or nothing: when any id is unknown nothing is written and
+   * `unknown` lists those ids.
+   */
+  async correctMany(ids: number[], label: Label | null, origin: CorrectionOrigin): Promise<{ changes: Array<{ before: MessageRecord; after: MessageRecord }>; unknown: number[] }> {
     return this.db.write(async (tx) => {
-      const row = await tx.get<Row>('SELECT * FROM messages WHERE id = ?', [id]);
-      if (!row) return undefined;
-      const before = messageFromRow(row);
-      const now = new Date().toISOString();
-      await tx.run('INSERT INTO corrections (message_id, label, previous, origin, created_at) VALUES (?, ?, ?, ?, ?)', [id, label, before.label, origin, now]);
-      await tx.run('UPDATE messages SET correction_label = ?, correction_origin = ?, corrected_at = ? WHERE id = ?', [
-        label, label === null ? null : origin, label === null ? null : now, id,
-      ]);
-      const after = messageFromRow((await tx.get<Row>('SELECT * FROM messages WHERE id = ?', [id]))!);
-      return { before, after };
+      const changes: Array<{ before: MessageRecord; after: MessageRecord }> = [];
+      const unknown: number[] = [];
+      for (const id of ids) {
+        const change = await correctIn(tx, id, label, origin);
+        if (change) changes.push(change);
+        else unknown.push(id);
+      }
+      // Throwing rolls the transaction back: the corrections made before an unknown id are undone.
+      if (unknown.length > 0) throw new UnknownIdsError(unknown);
+      return { changes, unknown };
+    }).catch((err: unknown) => {
+      if (err instanceof UnknownIdsError) return { changes: [], unknown: err.ids };
+      throw err;
     });
   }
 
