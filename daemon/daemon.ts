@@ -15,12 +15,14 @@ import { Scoring } from './scoring.ts';
 import { ApiServer } from './server.ts';
 import { Store, type MessageRecord } from './store.ts';
 import { TrainingBusyError, TrainingRunner } from './training/runner.ts';
-import type { Connector, ConnectorState, CorrectionEvent, ScoringService } from './types.ts';
+import type { Connector, ConnectorState, CorrectionEvent, ImportLedger, ScoringService } from './types.ts';
 import { messageView, modelView, runView } from './views.ts';
 
 export interface ConnectorServices {
   scoring: ScoringService;
   state(prefix: string): ConnectorState;
+  /** Export files already imported or failed (the SMS folder connector). */
+  importLedger: ImportLedger;
   logger: Logger;
 }
 
@@ -168,6 +170,11 @@ export class Daemon {
     this.connectors = opts.connectors({
       scoring: this.scoring,
       state: (prefix) => this.store.connectorState(prefix),
+      importLedger: {
+        get: (path) => this.store.importedFile(path),
+        byHash: (sha256) => this.store.importedFileByHash(sha256),
+        record: (file) => this.store.recordImportedFile(file),
+      },
       logger: opts.logger,
     });
     for (const c of this.connectors) {

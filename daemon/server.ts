@@ -306,7 +306,14 @@ export class ApiServer {
       training: running ? runView(running) : null,
       thresholds: config.thresholds,
       counts: await store.counts(),
+      imports: await this.importsView(),
     };
+  }
+
+  /** Export files from the SMS watch folder: how many were handled, and which failed and why. */
+  private async importsView() {
+    const { files, failed } = await this.ctx.store.importedFilesSummary();
+    return { files, failed: failed.map((f) => ({ file: f.path, error: f.detail ?? 'failed', at: f.at })) };
   }
 
   private async listMessages(q: URLSearchParams) {

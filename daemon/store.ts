@@ -5,7 +5,7 @@
  * history rows, so they can never disagree.
  */
 import { Database, type Queryable, type SqlValue } from './db.ts';
-import type { CorrectionOrigin, Label, SourceKind } from './types.ts';
+import type { CorrectionOrigin, ImportedFile, Label, SourceKind } from './types.ts';
 
 /** Versioned schema steps; a database records how many it has applied (PRAGMA user_version). */
 const MIGRATIONS: string[] = [
@@ -81,6 +81,21 @@ const MIGRATIONS: string[] = [
      error TEXT
    );
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Export files the SMS folder connector finished with (imported or failed), so a restart does not parse them
+  // again and a bad one is reported once, with its reason, rather than on every start.
+  `CREATE TABLE imported_files (
+     path TEXT PRIMARY KEY,
+     size INTEGER NOT NULL,
+     mtime_ms REAL NOT NULL,
+     sha256 TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     detail TEXT,
+     scored INTEGER NOT NULL DEFAULT 0,
+     duplicates INTEGER NOT NULL DEFAULT 0,
+     errors INTEGER NOT NULL DEFAULT 0,
+     at TEXT NOT NULL
+   );
+   CREATE INDEX imported_files_sha256 ON imported_files (sha256);`,
 ];
 
 export interface NewMessage {
@@ -273,6 +288,14 @@ function runFromRow(r: Row): RunRecord {
     modelVersion: r.model_version === null ? null : Number(r.model_version),
     promoted: r.promoted === null ? null : Boolean(r.promoted),
     error: str(r.error),
+  };
+}
+
+function importedFileFromRow(r: Row): ImportedFile {
+  return {
+    path: String(r.path), size: Number(r.size), mtimeMs: Number(r.mtime_ms), sha256: String(r.sha256),
+    outcome: r.outcome as ImportedFile['outcome'], detail: str(r.detail),
+    scored: Number(r.scored), duplicates: Number(r.duplicates), errors: Number(r.errors), at: String(r.at),
   };
 }
 
@@ -598,6 +621,36 @@ export class Store {
     const sql = 'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value';
     if (tx) await tx.run(sql, [key, value]);
     else await this.db.write((t) => t.run(sql, [key, value]));
+  }
+
+  // ---------------------------------------------------------------- imported export files
+
+  async importedFile(path: string): Promise<ImportedFile | undefined> {
+    const r = await this.db.get<Row>('SELECT * FROM imported_files WHERE path = ?', [path]);
+    return r && importedFileFromRow(r);
+  }
+
+  async importedFileByHash(sha256: string): Promise<ImportedFile | undefined> {
+    const r = await this.db.get<Row>('SELECT * FROM imported_files WHERE sha256 = ? ORDER BY at DESC LIMIT 1', [sha256]);
+    return r && importedFileFromRow(r);
+  }
+
+  async recordImportedFile(f: ImportedFile): Promise<void> {
+    await this.db.write((tx) =>
+      tx.run(
+        `INSERT INTO imported_files (path, size, mtime_ms, sha256, outcome, detail, scored, duplicates, errors, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, sha256 = excluded.sha256, outcome = excluded.outcome,
+           detail = excluded.detail, scored = excluded.scored, duplicates = excluded.duplicates, errors = excluded.errors, at = excluded.at`,
+        [f.path, f.size, f.mtimeMs, f.sha256, f.outcome, f.detail, f.scored, f.duplicates, f.errors, f.at],
+      ),
+    );
+  }
+
+  /** How many export files were handled, and the latest that failed (newest first) with their reasons. */
+  async importedFilesSummary(limit = 20): Promise<{ files: number; failed: ImportedFile[] }> {
+    const n = await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM imported_files');
+    const failed = await this.db.all<Row>("SELECT * FROM imported_files WHERE outcome = 'failed' ORDER BY at DESC LIMIT ?", [limit]);
+    return { files: n?.n ?? 0, failed: failed.map(importedFileFromRow) };
   }
 
   /** Key → JSON value storage for one connector, namespaced by `prefix`. */

@@ -26,7 +26,7 @@ function buildConnectors(config: DaemonConfig, home: string, services: Connector
   if (folder) {
     connectors.push(
       new SmsFolderConnector({
-        folder, scoring: services.scoring, logger: services.logger, includeSent: config.sms.includeSent, settleMs: config.sms.settleSeconds * 1000,
+        folder, scoring: services.scoring, logger: services.logger, ledger: services.importLedger, includeSent: config.sms.includeSent, settleMs: config.sms.settleSeconds * 1000,
       }),
     );
   }
