@@ -12,11 +12,12 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = `${root}dist`;
 rmSync(dist, { recursive: true, force: true });
-const built = spawnSync(`${root}node_modules/.bin/tsc`, ['-p', `${root}tsconfig.build.json`], { stdio: 'inherit' });
+// tsc's output goes to stderr: stdout stays clean for `npm pack --json`.
+const built = spawnSync(`${root}node_modules/.bin/tsc`, ['-p', `${root}tsconfig.build.json`], { stdio: ['ignore', 2, 2] });
 if (built.status !== 0) {
   console.error('build: tsc failed');
   process.exit(1);
 }
 cpSync(`${root}ui`, `${dist}/ui`, { recursive: true, filter: (src) => !src.endsWith('.ts') });
 cpSync(`${root}model/vendor`, `${dist}/model/vendor`, { recursive: true });
-console.log(`build: wrote ${dist}`);
+console.error(`build: wrote ${dist}`);

@@ -80,15 +80,18 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | u
   }
 }
 
-export async function startDaemon(opts: { config?: Record<string, unknown>; home?: string; withSms?: boolean; readyTimeoutMs?: number } = {}): Promise<RunningDaemon> {
+export async function startDaemon(
+  opts: { config?: Record<string, unknown>; home?: string; withSms?: boolean; readyTimeoutMs?: number; /** gptspam script to run */ bin?: string; cwd?: string } = {},
+): Promise<RunningDaemon> {
   const home = opts.home ?? newHome(opts.config);
   if (opts.withSms !== false && !existsSync(join(home, 'data', 'sms', 'train.csv'))) {
     const src = await ensureSmsData();
     mkdirSync(join(home, 'data', 'sms'), { recursive: true });
     for (const f of ['train.csv', 'validation.csv', 'test.csv']) copyFileSync(join(src, f), join(home, 'data', 'sms', f));
   }
-  const proc = spawn(process.execPath, [BIN, 'serve', '--home', home, '--port', '0'], {
+  const proc = spawn(process.execPath, [opts.bin ?? BIN, 'serve', '--home', home, '--port', '0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
     env: { ...process.env, GPTSPAM_HOME: home },
   });
   let out = '';
