@@ -26,8 +26,13 @@ interface Scored { message: { verdict: { label: string; spamProbability: number;
 
 /** The first model exists (trained by the worker) and a message gets a verdict from it. */
 async function assertTrainsAndScores(d: RunningDaemon): Promise<void> {
-  const runs = await d.api<{ runs: Array<{ status: string; modelVersion: number | null }> }>('GET', '/api/runs');
-  assert.equal(runs.runs[0]?.status, 'succeeded', d.output().slice(-3000));
+  // Ready means the model is loaded; the run is recorded as finished a moment later.
+  let status: string | undefined;
+  for (let i = 0; i < 100 && (status === undefined || status === 'running'); i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 100));
+    status = (await d.api<{ runs: Array<{ status: string }> }>('GET', '/api/runs')).runs[0]?.status;
+  }
+  assert.equal(status, 'succeeded', d.output().slice(-3000));
   const scored = await d.api<Scored>('POST', '/api/messages', { body: 'WINNER!! Claim your £900 prize, call 09061701461 now', externalId: 'install-1' });
   assert.equal(scored.message.verdict?.modelVersion, 1);
   assert.ok(['ham', 'spam'].includes(scored.message.verdict.label));
