@@ -1,5 +1,14 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx, so there is no build step between `npm ci` and use.
-import { register } from 'tsx/esm/api';
-register();
-await import('../daemon/cli/main.ts');
+// In the repository the TypeScript sources run through tsx (a dev dependency), so there is no build step between
+// `npm ci` and use; the published package has no sources, only their compiled JavaScript in dist/ (`npm pack`
+// builds it), and runs on plain Node. README, "Installing", says why.
+import { existsSync } from 'node:fs';
+
+const sources = new URL('../daemon/cli/main.ts', import.meta.url);
+if (existsSync(sources)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(sources.href);
+} else {
+  await import('../dist/daemon/cli/main.js');
+}

@@ -45,6 +45,11 @@ export const configSchema = z
       .object({
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8025),
+        /**
+         * Host names the daemon answers to besides IP addresses, localhost and the listen address (a guard against
+         * DNS rebinding); ".example.org" also admits its subdomains. Add the name you reach it by, e.g. behind a proxy.
+         */
+        allowedHosts: z.array(z.string().min(1)).default([]),
       })
       .strict()
       .prefault({}),

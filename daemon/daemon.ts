@@ -3,23 +3,26 @@
  * re-fine-tuning and runs the connectors. `stop()` is the orderly shutdown SIGTERM/SIGINT trigger.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { initBackend } from '../model/backend.ts';
 import type { DaemonConfig } from './config.ts';
+import { ensurePrivateHome } from './home.ts';
 import { ModelHost } from './model-host.ts';
 import { Scoring } from './scoring.ts';
 import { ApiServer } from './server.ts';
 import { Store, type MessageRecord } from './store.ts';
 import { TrainingBusyError, TrainingRunner } from './training/runner.ts';
-import type { Connector, ConnectorState, CorrectionEvent, ScoringService } from './types.ts';
+import type { Connector, ConnectorState, CorrectionEvent, ImportLedger, ScoringService } from './types.ts';
 import { messageView, modelView, runView } from './views.ts';
 
 export interface ConnectorServices {
   scoring: ScoringService;
   state(prefix: string): ConnectorState;
+  /** Export files already imported or failed (the SMS folder connector). */
+  importLedger: ImportLedger;
   logger: Logger;
 }
 
@@ -65,7 +68,7 @@ export class Daemon {
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const { home, config, logger } = opts;
-    await mkdir(home, { recursive: true, mode: 0o700 });
+    if (await ensurePrivateHome(home)) logger.warn({ home }, 'the home was readable by other users: made it private (0700)');
     const token = await accessToken(home, opts.onNewToken);
     const store = await Store.open(join(home, 'gptspam.db'));
     try {
@@ -167,6 +170,11 @@ export class Daemon {
     this.connectors = opts.connectors({
       scoring: this.scoring,
       state: (prefix) => this.store.connectorState(prefix),
+      importLedger: {
+        get: (path) => this.store.importedFile(path),
+        byHash: (sha256) => this.store.importedFileByHash(sha256),
+        record: (file) => this.store.recordImportedFile(file),
+      },
       logger: opts.logger,
     });
     for (const c of this.connectors) {

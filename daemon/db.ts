@@ -3,6 +3,7 @@
  * `BEGIN IMMEDIATE` transaction, so concurrent async callers can never interleave statements inside another
  * caller's transaction; reads go straight to the connection (WAL lets them run beside a writer).
  */
+import { chmod, open } from 'node:fs/promises';
 import sqlite3 from 'sqlite3';
 
 export type SqlValue = string | number | bigint | null | Buffer;
@@ -25,7 +26,13 @@ export class Database implements Queryable {
     readonly path: string,
   ) {}
 
-  static open(path: string): Promise<Database> {
+  /**
+   * Opens (creating) the database file, readable and writable by the owner only: it holds message text. SQLite
+   * creates its -wal and -shm files with the database file's permissions; ones left by an older, laxer
+   * version are tightened too.
+   */
+  static async open(path: string): Promise<Database> {
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) await makePrivate(file, file === path);
     return new Promise((resolve, reject) => {
       const db = new sqlite3.Database(path, (err) => {
         if (err) reject(new Error(`cannot open the database ${path}: ${err.message}`));
@@ -83,5 +90,21 @@ export class Database implements Queryable {
     if (this.closed) return;
     this.closed = true;
     await new Promise<void>((resolve, reject) => this.db.close((err) => (err ? reject(err) : resolve())));
+  }
+}
+
+/** Creates `file` (when `create`) or tightens an existing one to mode 0600. */
+async function makePrivate(file: string, create: boolean): Promise<void> {
+  let handle;
+  try {
+    handle = await open(file, create ? 'a' : 'r', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !create) return;
+    throw new Error(`cannot open the database ${file}: ${(err as Error).message}`);
+  }
+  try {
+    if (((await handle.stat()).mode & 0o077) !== 0) await chmod(file, 0o600);
+  } finally {
+    await handle.close();
   }
 }

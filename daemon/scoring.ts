@@ -93,7 +93,18 @@ export class Scoring extends EventEmitter implements ScoringService {
   async correctRecord(messageId: number, label: Label | null, origin: CorrectionOrigin): Promise<MessageRecord> {
     const changed = await this.store.correct(messageId, label, origin);
     if (!changed) throw new UnknownMessageError(`there is no message ${messageId}`);
-    const { before, after } = changed;
+    return this.announceCorrection(changed, origin);
+  }
+
+  /** The same correction for several messages, all or nothing: one unknown id and none is corrected. */
+  async correctRecords(messageIds: number[], label: Label | null, origin: CorrectionOrigin): Promise<MessageRecord[]> {
+    const { changes, unknown } = await this.store.correctMany(messageIds, label, origin);
+    if (unknown.length > 0) throw new UnknownMessageError(`there is no message ${unknown.join(', ')}; nothing was changed`);
+    return changes.map((c) => this.announceCorrection(c, origin));
+  }
+
+  private announceCorrection({ before, after }: { before: MessageRecord; after: MessageRecord }, origin: CorrectionOrigin): MessageRecord {
+    const messageId = after.id;
     const event: CorrectionEvent = {
       messageId, source: after.source, account: after.account, externalId: after.externalId, meta: after.meta,
       label: after.label, previous: before.label, origin,

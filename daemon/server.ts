@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { renderRocSvg, renderTrainingCurvesSvg, type CurveMetric } from '../model/plot.ts';
 import type { DaemonConfig } from './config.ts';
+import { createHostPolicy, type HostPolicy } from './host-check.ts';
 import type { ModelHost } from './model-host.ts';
 import { UnknownMessageError, type Scoring } from './scoring.ts';
 import type { MessageFilter, Store } from './store.ts';
@@ -141,6 +142,15 @@ function parseDate(value: string | undefined, key: string): Date | undefined {
   return d;
 }
 
+/** A percent-decoded URL path; malformed escapes (e.g. a lone "%") are the client's error. */
+function decodePath(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, 'malformed percent-encoding in the path');
+  }
+}
+
 function intParam(value: string, what: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 1) throw new HttpError(400, `${what} must be a positive integer`);
@@ -150,8 +160,10 @@ function intParam(value: string, what: string): number {
 export class ApiServer {
   readonly http: Server;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  private readonly hosts: HostPolicy;
 
   constructor(private readonly ctx: ApiContext) {
+    this.hosts = createHostPolicy(ctx.config.server.host, ctx.config.server.allowedHosts);
     this.http = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
@@ -161,6 +173,10 @@ export class ApiServer {
       });
     });
     this.http.on('upgrade', (req, socket, head) => {
+      if (!this.hosts.hostAllowed(req.headers.host) || !this.hosts.originAllowed(req.headers.origin, req.headers.host)) {
+        socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (url.pathname !== '/ws' || !tokenMatches(url.searchParams.get('token'), ctx.token)) {
         socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -205,6 +221,9 @@ export class ApiServer {
     res.setHeader('Content-Security-Policy', CONTENT_SECURITY_POLICY);
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
+    if (!this.hosts.hostAllowed(req.headers.host)) {
+      throw new HttpError(421, `this server does not answer to the host name "${String(req.headers.host ?? '').slice(0, 100)}" (add it to server.allowedHosts)`);
+    }
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const method = req.method ?? 'GET';
@@ -282,7 +301,7 @@ export class ApiServer {
     if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method not allowed');
     let rel: string;
     if (path === '/' || path === '/index.html') rel = 'index.html';
-    else if (path.startsWith('/ui/')) rel = decodeURIComponent(path.slice(4));
+    else if (path.startsWith('/ui/')) rel = decodePath(path.slice(4));
     else throw new HttpError(404, `not found: ${path}`);
     const file = normalize(join(UI_DIR, rel));
     if (!file.startsWith(UI_DIR) || rel.split(/[\\/]/).includes('..') || file.endsWith(sep)) throw new HttpError(404, `not found: ${path}`);
@@ -312,6 +331,7 @@ export class ApiServer {
       training: running ? runView(running) : null,
       verdicts: this.verdictStatus(model?.calibration ?? null),
       counts: await store.counts(),
+      imports: await this.importsView(),
     };
   }
 
@@ -325,6 +345,12 @@ export class ApiServer {
       }),
     );
     return { targetHamLoss: v.targetHamLoss, confidence: v.confidence, knownCorrespondents: v.knownCorrespondents, kinds };
+  }
+
+  /** Export files from the SMS watch folder: how many were handled, and which failed and why. */
+  private async importsView() {
+    const { files, failed } = await this.ctx.store.importedFilesSummary();
+    return { files, failed: failed.map((f) => ({ file: f.path, error: f.detail ?? 'failed', at: f.at })) };
   }
 
   private async listMessages(q: URLSearchParams) {
@@ -428,9 +454,13 @@ export class ApiServer {
       throw new HttpError(400, 'ids must be a non-empty array of message ids (at most 1000)');
     }
     const label = parseLabel(body.label, true);
-    const messages = [];
-    for (const id of ids as number[]) messages.push(messageView(await this.correct(id, label)));
-    return { messages };
+    try {
+      const records = await this.ctx.scoring.correctRecords([...new Set(ids as number[])], label, 'ui');
+      return { messages: records.map(messageView) };
+    } catch (err) {
+      if (err instanceof UnknownMessageError) throw new HttpError(404, err.message);
+      throw err;
+    }
   }
 
   private async correspondents(q: URLSearchParams) {

@@ -5,7 +5,7 @@
  * history rows, so they can never disagree.
  */
 import { Database, type Queryable, type SqlValue } from './db.ts';
-import type { CorrectionOrigin, Label, MessageKind, SourceKind, VerdictLabel } from './types.ts';
+import type { CorrectionOrigin, ImportedFile, Label, MessageKind, SourceKind, VerdictLabel } from './types.ts';
 import type { AppliedThresholds, ModelCalibration, VerdictReason } from './verdicts.ts';
 
 /** Versioned schema steps; a database records how many it has applied (PRAGMA user_version). */
@@ -82,6 +82,21 @@ const MIGRATIONS: string[] = [
      error TEXT
    );
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Export files the SMS folder connector finished with (imported or failed), so a restart does not parse them
+  // again and a bad one is reported once, with its reason, rather than on every start.
+  `CREATE TABLE imported_files (
+     path TEXT PRIMARY KEY,
+     size INTEGER NOT NULL,
+     mtime_ms REAL NOT NULL,
+     sha256 TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     detail TEXT,
+     scored INTEGER NOT NULL DEFAULT 0,
+     duplicates INTEGER NOT NULL DEFAULT 0,
+     errors INTEGER NOT NULL DEFAULT 0,
+     at TEXT NOT NULL
+   );
+   CREATE INDEX imported_files_sha256 ON imported_files (sha256);`,
   // Three-way verdicts with their reason and thresholds, messages by kind, calibrated models, known correspondents.
   // The verdicts table is rebuilt because its spam threshold may now be absent.
   `ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'other';
@@ -352,6 +367,34 @@ function runFromRow(r: Row): RunRecord {
   };
 }
 
+function importedFileFromRow(r: Row): ImportedFile {
+  return {
+    path: String(r.path), size: Number(r.size), mtimeMs: Number(r.mtime_ms), sha256: String(r.sha256),
+    outcome: r.outcome as ImportedFile['outcome'], detail: str(r.detail),
+    scored: Number(r.scored), duplicates: Number(r.duplicates), errors: Number(r.errors), at: String(r.at),
+  };
+}
+
+class UnknownIdsError extends Error {
+  constructor(readonly ids: number[]) {
+    super(`unknown message ids: ${ids.join(', ')}`);
+  }
+}
+
+/** Records a correction inside the transaction `tx`; undefined when there is no such message. */
+async function correctIn(tx: Queryable, id: number, label: Label | null, origin: CorrectionOrigin): Promise<{ before: MessageRecord; after: MessageRecord } | undefined> {
+  const row = await tx.get<Row>('SELECT * FROM messages WHERE id = ?', [id]);
+  if (!row) return undefined;
+  const before = messageFromRow(row);
+  const now = new Date().toISOString();
+  await tx.run('INSERT INTO corrections (message_id, label, previous, origin, created_at) VALUES (?, ?, ?, ?, ?)', [id, label, before.label, origin, now]);
+  await tx.run('UPDATE messages SET correction_label = ?, correction_origin = ?, corrected_at = ? WHERE id = ?', [
+    label, label === null ? null : origin, label === null ? null : now, id,
+  ]);
+  const after = messageFromRow((await tx.get<Row>('SELECT * FROM messages WHERE id = ?', [id]))!);
+  return { before, after };
+}
+
 export class Store {
   private constructor(readonly db: Database) {}
 
@@ -449,17 +492,28 @@ export class Store {
    * undefined when there is no such message.
    */
   async correct(id: number, label: Label | null, origin: CorrectionOrigin): Promise<{ before: MessageRecord; after: MessageRecord } | undefined> {
+    return this.db.write((tx) => correctIn(tx, id, label, origin));
+  }
+
+  /**
+   * The same correction for several messages, all or nothing: when any id is unknown nothing is written and
+   * `unknown` lists those ids.
+   */
+  async correctMany(ids: number[], label: Label | null, origin: CorrectionOrigin): Promise<{ changes: Array<{ before: MessageRecord; after: MessageRecord }>; unknown: number[] }> {
     return this.db.write(async (tx) => {
-      const row = await tx.get<Row>('SELECT * FROM messages WHERE id = ?', [id]);
-      if (!row) return undefined;
-      const before = messageFromRow(row);
-      const now = new Date().toISOString();
-      await tx.run('INSERT INTO corrections (message_id, label, previous, origin, created_at) VALUES (?, ?, ?, ?, ?)', [id, label, before.label, origin, now]);
-      await tx.run('UPDATE messages SET correction_label = ?, correction_origin = ?, corrected_at = ? WHERE id = ?', [
-        label, label === null ? null : origin, label === null ? null : now, id,
-      ]);
-      const after = messageFromRow((await tx.get<Row>('SELECT * FROM messages WHERE id = ?', [id]))!);
-      return { before, after };
+      const changes: Array<{ before: MessageRecord; after: MessageRecord }> = [];
+      const unknown: number[] = [];
+      for (const id of ids) {
+        const change = await correctIn(tx, id, label, origin);
+        if (change) changes.push(change);
+        else unknown.push(id);
+      }
+      // Throwing rolls the transaction back: the corrections made before an unknown id are undone.
+      if (unknown.length > 0) throw new UnknownIdsError(unknown);
+      return { changes, unknown };
+    }).catch((err: unknown) => {
+      if (err instanceof UnknownIdsError) return { changes: [], unknown: err.ids };
+      throw err;
     });
   }
 
@@ -688,6 +742,36 @@ export class Store {
     const sql = 'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value';
     if (tx) await tx.run(sql, [key, value]);
     else await this.db.write((t) => t.run(sql, [key, value]));
+  }
+
+  // ---------------------------------------------------------------- imported export files
+
+  async importedFile(path: string): Promise<ImportedFile | undefined> {
+    const r = await this.db.get<Row>('SELECT * FROM imported_files WHERE path = ?', [path]);
+    return r && importedFileFromRow(r);
+  }
+
+  async importedFileByHash(sha256: string): Promise<ImportedFile | undefined> {
+    const r = await this.db.get<Row>('SELECT * FROM imported_files WHERE sha256 = ? ORDER BY at DESC LIMIT 1', [sha256]);
+    return r && importedFileFromRow(r);
+  }
+
+  async recordImportedFile(f: ImportedFile): Promise<void> {
+    await this.db.write((tx) =>
+      tx.run(
+        `INSERT INTO imported_files (path, size, mtime_ms, sha256, outcome, detail, scored, duplicates, errors, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, sha256 = excluded.sha256, outcome = excluded.outcome,
+           detail = excluded.detail, scored = excluded.scored, duplicates = excluded.duplicates, errors = excluded.errors, at = excluded.at`,
+        [f.path, f.size, f.mtimeMs, f.sha256, f.outcome, f.detail, f.scored, f.duplicates, f.errors, f.at],
+      ),
+    );
+  }
+
+  /** How many export files were handled, and the latest that failed (newest first) with their reasons. */
+  async importedFilesSummary(limit = 20): Promise<{ files: number; failed: ImportedFile[] }> {
+    const n = await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM imported_files');
+    const failed = await this.db.all<Row>("SELECT * FROM imported_files WHERE outcome = 'failed' ORDER BY at DESC LIMIT ?", [limit]);
+    return { files: n?.n ?? 0, failed: failed.map(importedFileFromRow) };
   }
 
   /** Key → JSON value storage for one connector, namespaced by `prefix`. */

@@ -106,3 +106,27 @@ export interface Connector {
   /** Applies a correction made elsewhere (UI, CLI) to the source, e.g. moves the IMAP message. */
   applyCorrection?(event: CorrectionEvent): Promise<void>;
 }
+
+/** An export file a connector finished with: imported (perhaps with per-record problems) or failed, and why. */
+export interface ImportedFile {
+  path: string;
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+  outcome: 'imported' | 'failed';
+  /** Why it failed, or what was odd about it (truncated, per-record problems); null when nothing was. */
+  detail: string | null;
+  scored: number;
+  duplicates: number;
+  errors: number;
+  /** ISO time. */
+  at: string;
+}
+
+/** The daemon's memory of imported export files (backed by SQLite), so a restart does not import them again. */
+export interface ImportLedger {
+  get(path: string): Promise<ImportedFile | undefined>;
+  /** The latest file with this content, under any name (sync tools rename files). */
+  byHash(sha256: string): Promise<ImportedFile | undefined>;
+  record(file: ImportedFile): Promise<void>;
+}

@@ -6,8 +6,8 @@
  * explicitly and multiply plainly instead: the same numbers, a fraction of the time.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core alone has no gradient functions; the union package registers them (into tfjs's global registry).
-import '@tensorflow/tfjs';
+// tfjs-core alone registers no gradient functions; this registers its own (see scripts/vendor-tfjs-gradients.mjs).
+import './vendor/tfjs-core-gradients.js';
 
 /** a [.., m, k] · b [.., k, n] with batch dims equal; gradients via explicit transposes. */
 type CustomArgs = Array<tf.Tensor | tf.GradSaveFunc>;

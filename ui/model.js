@@ -45,6 +45,17 @@ async function roc(el, status, imageUrl) {
   box.replaceChildren(url ? el('img', { src: url, alt: `Held-out ROC curve of model v${m.version} per kind of message, with the operating point marked` }) : '');
 }
 
+// Export files from the SMS watch folder that could not be imported, each with its reason (plain text).
+function importFailures(el, status) {
+  const failed = status.imports?.failed ?? [];
+  const box = $('import-failures');
+  box.hidden = failed.length === 0;
+  box.replaceChildren(
+    el('p', {}, `${failed.length} SMS export file${failed.length === 1 ? '' : 's'} could not be imported (each is tried again when it changes):`),
+    el('ul', {}, ...failed.map((f) => el('li', {}, el('code', {}, f.file), `: ${f.error}`))),
+  );
+}
+
 function training(status, runs) {
   const run = status.training ?? runs.runs[0] ?? null;
   const bar = $('train-progress');
@@ -114,6 +125,7 @@ async function curves(el, runs, imageUrl) {
 export function renderModel({ status, models, runs, api, imageUrl, el, onError, onChange }) {
   facts(el, status);
   roc(el, status, imageUrl).catch(onError);
+  importFailures(el, status);
   training(status, runs);
   versions(el, models, api, onError, onChange);
   curves(el, runs, imageUrl).catch(onError);

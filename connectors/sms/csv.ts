@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { CsvError, parse } from 'csv-parse';
 import type { Label } from '../../daemon/types.ts';
 import { parseTimestamp } from './dates.ts';
-import { inputName, readChunks, type ExportInput } from './input.ts';
+import { decodeUtf8, inputName, readChunks, type ExportInput } from './input.ts';
 import { addIssue, createReport, DEFAULT_MAX_ISSUES } from './report.ts';
 import { SmsExportError, type Direction, type ParsedSms, type ParseReport } from './types.ts';
 
@@ -106,11 +106,13 @@ export async function* parseCsvExport(
   const issue = (line: number, message: string): void => addIssue(report, { line, message }, maxIssues);
 
   // Peek at the first chunk for the header line, then hand csv-parse that chunk and the rest.
-  const chunks = readChunks(input, file);
+  // Decoded here rather than by csv-parse, so invalid UTF-8 is reported with its line instead of replaced silently.
+  const invalidUtf8 = (line: number, replaced: number): void => issue(line, `invalid UTF-8: ${replaced} byte sequence${replaced === 1 ? '' : 's'} replaced with U+FFFD (is the export partly in another encoding?)`);
+  const chunks = decodeUtf8(readChunks(input, file), invalidUtf8);
   const first = await chunks.next();
   if (first.done === true) throw new SmsExportError('not-an-export', file, 'empty file: no header row');
   const head = first.value;
-  const headText = typeof head === 'string' ? head : Buffer.from(head.buffer, head.byteOffset, head.byteLength).toString('utf8');
+  const headText = head;
   const delimiter = opts.delimiter ?? guessDelimiter(headText.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0] ?? '');
 
   const source = Readable.from((async function* () {

@@ -2,6 +2,7 @@
  * Byte and text plumbing shared by the parsers: open a path or take a stream, decode UTF-8 incrementally,
  * split lines. Everything is pull-based so a slow consumer slows reading instead of filling memory.
  */
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { SmsExportError } from './types.ts';
 
@@ -27,20 +28,91 @@ export async function* readChunks(input: ExportInput, file: string): AsyncGenera
   }
 }
 
-/** UTF-8 text in pieces; a leading BOM is dropped and a multi-byte character split across chunks is kept whole. */
-export async function* decodeUtf8(chunks: AsyncIterable<string | Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder('utf-8');
+/** Receives invalid UTF-8 found on a line: how many byte sequences were replaced with U+FFFD there. */
+export type InvalidUtf8Sink = (line: number, replaced: number) => void;
+
+const REPLACEMENT = '\uFFFD';
+const LITERAL_REPLACEMENT = Buffer.from(REPLACEMENT, 'utf8');
+
+/**
+ * UTF-8 text in pieces; a leading BOM is dropped and a multi-byte character split across chunks is kept whole.
+ * Invalid bytes become U+FFFD as every decoder does, but not silently: each line holding some is reported to
+ * `onInvalid` (a file sniffed as UTF-8 from its start may still have, say, Latin-1 text further on).
+ */
+export async function* decodeUtf8(chunks: AsyncIterable<string | Uint8Array>, onInvalid?: InvalidUtf8Sink): AsyncGenerator<string> {
+  // Not streaming: each piece ends on a character boundary (an incomplete last character waits for the next
+  // chunk), so a piece can be checked and its lines numbered on its own. ignoreBOM keeps U+FEFF inside the text.
+  const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   let first = true;
+  let carry: Buffer = Buffer.alloc(0);
+  let line = 1; // the line the next piece starts on
+  const decode = (bytes: Buffer): string => {
+    const text = decoder.decode(bytes);
+    if (onInvalid !== undefined && text.includes(REPLACEMENT) && !isUtf8(bytes)) reportInvalid(bytes, line, onInvalid);
+    line += countByte(bytes, 0x0a);
+    return text;
+  };
   for await (const chunk of chunks) {
-    let text = typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+    let text: string;
+    if (typeof chunk === 'string') {
+      text = chunk;
+      for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) line++;
+    } else {
+      const bytes = carry.length === 0 ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.concat([carry, chunk]);
+      const end = completeLength(bytes);
+      carry = Buffer.from(bytes.subarray(end));
+      text = decode(bytes.subarray(0, end));
+    }
     if (first && text.length > 0) {
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
       first = false;
     }
     if (text.length > 0) yield text;
   }
-  const rest = decoder.decode();
-  if (rest.length > 0) yield rest;
+  if (carry.length > 0) yield decode(carry); // a character cut off by the end of the file
+}
+
+/** Length of `bytes` without an incomplete UTF-8 character at its end. */
+function completeLength(bytes: Uint8Array): number {
+  for (let i = bytes.length - 1; i >= 0 && i >= bytes.length - 3; i--) {
+    const b = bytes[i]!;
+    if (b < 0x80) return bytes.length; // ASCII: nothing pending
+    if (b >= 0xc0) {
+      const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+      return i + need > bytes.length ? i : bytes.length;
+    }
+  }
+  return bytes.length; // only continuation bytes: invalid, decoded (and reported) as they are
+}
+
+function countByte(bytes: Buffer, value: number): number {
+  let n = 0;
+  for (let i = bytes.indexOf(value); i !== -1; i = bytes.indexOf(value, i + 1)) n++;
+  return n;
+}
+
+function countReplacements(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf(REPLACEMENT); i !== -1; i = text.indexOf(REPLACEMENT, i + 1)) n++;
+  return n;
+}
+
+/** Reports each line of `bytes` (starting at line `first`) that holds invalid UTF-8. */
+function reportInvalid(bytes: Buffer, first: number, onInvalid: InvalidUtf8Sink): void {
+  let start = 0;
+  for (let line = first; start <= bytes.length; line++) {
+    const nl = bytes.indexOf(0x0a, start);
+    const end = nl === -1 ? bytes.length : nl;
+    const lineBytes = bytes.subarray(start, end);
+    if (!isUtf8(lineBytes)) {
+      // U+FFFD written in the file itself is valid text, not a replacement.
+      let literal = 0;
+      for (let i = lineBytes.indexOf(LITERAL_REPLACEMENT); i !== -1; i = lineBytes.indexOf(LITERAL_REPLACEMENT, i + 1)) literal++;
+      onInvalid(line, countReplacements(new TextDecoder('utf-8', { ignoreBOM: true }).decode(lineBytes)) - literal);
+    }
+    if (nl === -1) break;
+    start = nl + 1;
+  }
 }
 
 export interface Line {

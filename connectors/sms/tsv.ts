@@ -20,7 +20,8 @@ export async function* parseUciTsv(
   const file = inputName(input, opts.fileName);
   const report = opts.report ?? createReport();
   const maxIssues = opts.maxIssues ?? DEFAULT_MAX_ISSUES;
-  for await (const { text, line } of splitLines(decodeUtf8(readChunks(input, file)))) {
+  const invalidUtf8 = (line: number, replaced: number): void => addIssue(report, { line, message: `invalid UTF-8: ${replaced} byte sequence${replaced === 1 ? '' : 's'} replaced with U+FFFD (is the export partly in another encoding?)` }, maxIssues);
+  for await (const { text, line } of splitLines(decodeUtf8(readChunks(input, file), invalidUtf8))) {
     if (text.trim() === '') continue;
     // Split on the first tab only: the message text may contain more.
     const tab = text.indexOf('\t');
@@ -28,7 +29,7 @@ export async function* parseUciTsv(
     if (tab === -1 || (label !== 'ham' && label !== 'spam')) {
       const shown = JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
       const why = tab === -1 ? 'no tab between label and text' : `label "${label}" is not ham or spam`;
-      addIssue(report, { line, column: 1, message: `${why}; row skipped: ${shown}` }, maxIssues);
+      addIssue(report, { line, column: 1, message: `${why}; row skipped`, excerpt: shown }, maxIssues);
       continue;
     }
     yield {

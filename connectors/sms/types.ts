@@ -37,6 +37,8 @@ export interface ImportIssue {
   /** 1-based column where the parser noticed the problem, when known. */
   column?: number;
   message: string;
+  /** The start of the offending text, for a person fixing the file; message content, so never logged. */
+  excerpt?: string;
 }
 
 /** The file ended in the middle of a record (an interrupted copy or export). */

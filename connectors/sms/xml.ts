@@ -130,7 +130,8 @@ export async function* parseSmsBackupXml(
 
   const refs = new SurrogateRefJoiner();
   let prologChars = 0;
-  for await (const text of decodeUtf8(readChunks(input, file))) {
+  const invalidUtf8 = (line: number, replaced: number): void => issue(`invalid UTF-8: ${replaced} byte sequence${replaced === 1 ? '' : 's'} replaced with U+FFFD (is the export partly in another encoding?)`, line, undefined);
+  for await (const text of decodeUtf8(readChunks(input, file), invalidUtf8)) {
     parser.write(refs.push(text));
     if (!sawRoot && (prologChars += text.length) > MAX_PROLOG_CHARS) {
       throw new SmsExportError('not-an-export', file, `no root element in the first ${MAX_PROLOG_CHARS} characters`);

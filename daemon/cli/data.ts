@@ -3,7 +3,7 @@ import { copyFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { downloadSmsCollection, prepareSmsDataset, SMS_COLLECTION_FILE, SMS_COLLECTION_URL } from '../../model/dataset.ts';
-import { gptspamHome } from '../home.ts';
+import { ensurePrivateHome, gptspamHome } from '../home.ts';
 
 /** Where commands print; tests pass their own streams. */
 export interface CliStreams {
@@ -34,6 +34,7 @@ export function registerDataCommands(program: Command, io: CliStreams = { stdout
     .option('--out <dir>', 'output folder (default: <home>/data/sms)')
     .option('--seed <n>', 'random seed for undersampling and shuffling', seedArg, 123)
     .action(async (flags: SmsFlags) => {
+      if (flags.out === undefined) await ensurePrivateHome(gptspamHome());
       const outDir = resolve(flags.out ?? join(gptspamHome(), 'data', 'sms'));
       const rawPath = join(outDir, SMS_COLLECTION_FILE);
       let from: string;

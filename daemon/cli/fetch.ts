@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { fetchGpt2, GPT2_SIZES, installLocalModel, type FetchedFile, type Gpt2Size } from '../../model/download.ts';
-import { gptspamHome } from '../home.ts';
+import { ensurePrivateHome, gptspamHome } from '../home.ts';
 import type { CliStreams } from './data.ts';
 
 interface FetchFlags {
@@ -22,6 +22,7 @@ export function registerFetchCommand(modelCommand: Command, io: CliStreams = { s
     .addOption(new Option('--from <path>', 'install a local model.safetensors (or a folder holding one) instead of downloading').conflicts('hubUrl'))
     .option('--dest <dir>', 'where to put the files (default: <home>/models/gpt2-<size>)')
     .action(async (flags: FetchFlags) => {
+      if (flags.dest === undefined) await ensurePrivateHome(gptspamHome());
       const destDir = resolve(flags.dest ?? join(gptspamHome(), 'models', `gpt2-${flags.size}`));
       if (flags.from !== undefined) {
         const got = await installLocalModel({ from: flags.from, destDir });

@@ -4,6 +4,7 @@ import { registerDataCommands } from './data.ts';
 import { registerFetchCommand } from './fetch.ts';
 import { registerModelCommands } from './model-commands.ts';
 import { registerServeCommands } from './serve.ts';
+import { registerServiceCommand } from './service.ts';
 
 const program = new Command('gptspam')
   .description('Self-hosted spam filter for e-mail and text messages, powered by a fine-tuned GPT-2 classifier')
@@ -14,6 +15,7 @@ registerFetchCommand(model);
 registerModelCommands(program, model);
 registerDataCommands(program);
 registerServeCommands(program);
+registerServiceCommand(program);
 
 try {
   await program.parseAsync(process.argv);

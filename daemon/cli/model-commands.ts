@@ -19,7 +19,7 @@ import { decode, encode } from '../../model/tokenizer.ts';
 import { DirectFeatures } from '../../model/features.ts';
 import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier, withFeatures } from '../../model/train.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
-import { gptspamHome } from '../home.ts';
+import { ensurePrivateHome, gptspamHome } from '../home.ts';
 
 const LABEL_NAMES = ['ham', 'spam'];
 
@@ -154,6 +154,7 @@ async function train(flags: TrainFlags): Promise<void> {
   const trainSet = encodeExamples(trainRows!, maxTokens);
   const valSet = encodeExamples(valRows!, maxTokens);
   const testSet = encodeExamples(testRows!, maxTokens);
+  if (flags.out === undefined) await ensurePrivateHome(gptspamHome());
   const out = resolve(flags.out ?? join(gptspamHome(), 'runs', new Date().toISOString().replace(/[:.]/g, '-')));
   await mkdir(out, { recursive: true });
   console.error(`training ${layers} of GPT-2 (${base.source}) on ${trainSet.length} examples, ${flags.epochs} epochs → ${out}`);

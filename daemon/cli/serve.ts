@@ -10,6 +10,7 @@ import { loadConfig, smsWatchFolder, type DaemonConfig } from '../config.ts';
 import { Daemon, type ConnectorServices } from '../daemon.ts';
 import { gptspamHome } from '../home.ts';
 import { createLogger } from '../log.ts';
+import { tokenNotice } from './token-notice.ts';
 import type { Connector, CorrespondentInput, IncomingMessage } from '../types.ts';
 
 function port(v: string): number {
@@ -25,7 +26,7 @@ function buildConnectors(config: DaemonConfig, home: string, services: Connector
   if (folder) {
     connectors.push(
       new SmsFolderConnector({
-        folder, scoring: services.scoring, logger: services.logger, includeSent: config.sms.includeSent, settleMs: config.sms.settleSeconds * 1000,
+        folder, scoring: services.scoring, logger: services.logger, ledger: services.importLedger, includeSent: config.sms.includeSent, settleMs: config.sms.settleSeconds * 1000,
       }),
     );
   }
@@ -48,8 +49,8 @@ async function serve(flags: { home?: string; host?: string; port?: number; backe
   const daemon = await Daemon.start({
     home, config, logger,
     connectors: (services) => buildConnectors(config, home, services),
-    // Shown once, on the terminal only (never in the log): the user pastes it into the web page.
-    onNewToken: (token, path) => console.error(`gptspam: your access token (shown once; kept in ${path}):\n\n    ${token}\n`),
+    // Shown once, and only on a terminal (never in the log): the user pastes it into the web page.
+    onNewToken: (token, path) => console.error(tokenNotice(token, path, process.stderr.isTTY === true)),
   });
   console.error(`gptspam: open http://${daemon.address.host}:${daemon.address.port}/`);
   let stopping = false;

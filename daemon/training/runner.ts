@@ -21,7 +21,14 @@ import { resolveSmsCollection } from './sms-corpus.ts';
 import type { LabelledText } from './corpus.ts';
 import type { TrainJob, WorkerReport } from './job.ts';
 
-const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+/**
+ * How to start the worker beside this module, wherever the process was started from: in the repository this
+ * module is TypeScript and the worker runs through tsx, resolved from here (not from the current folder); in
+ * the installed package both are compiled JavaScript and plain Node runs it.
+ */
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+const WORKER = fileURLToPath(new URL(FROM_SOURCES ? './worker.ts' : './worker.js', import.meta.url));
+const WORKER_NODE_ARGS = FROM_SOURCES ? ['--import', import.meta.resolve('tsx')] : [];
 
 export class TrainingBusyError extends Error {}
 
@@ -178,7 +185,7 @@ export class TrainingRunner extends EventEmitter {
     await mkdir(jobDir, { recursive: true });
     const jobFile = join(jobDir, 'job.json');
     await writeFile(jobFile, JSON.stringify(job));
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, jobFile], {
+    const child = spawn(process.execPath, [...WORKER_NODE_ARGS, WORKER, jobFile], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       env: process.env,
     });

@@ -1,5 +1,5 @@
 /**
- * A training run in its own process: `node --import tsx worker.ts JOB.json`. Training is long synchronous
+ * A training run in its own process: `node worker.js JOB.json` (worker.ts through tsx in the repository). Training is long synchronous
  * tensor work; in a process of its own it can never stall the daemon's scoring, and killing it is a clean
  * cancel. Reports go to file descriptor 3 as JSON lines written synchronously, so they arrive while training
  * runs (asynchronous IPC would wait for the end of the synchronous training loop).

