@@ -39,6 +39,12 @@ export interface TrainOptions {
   features?: FeatureProvider;
   /** Stops after the current step when aborted; the best weights so far are kept. */
   signal?: AbortSignal;
+  /**
+   * Evaluate (and keep) an exponential moving average of the weights instead of the last step's, with this decay
+   * per step (0: off). Averaging smooths out the noise of the last steps, so two runs that differ only in float
+   * rounding end up with nearly the same model.
+   */
+  averageDecay?: number;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -184,6 +190,53 @@ export function evaluate(
   return { loss: n ? lossSum / n : NaN, accuracy: n ? correct / n : NaN, predictions, probabilities, logits };
 }
 
+/**
+ * An exponential moving average of trained weights. Its decay grows with the steps, (1 + t) / (10 + t) capped at
+ * `decay`, so the average is not dominated by the initial weights early on.
+ */
+class WeightAverage {
+  private readonly shadow = new Map<string, tf.Variable>();
+  private steps = 0;
+
+  constructor(
+    private readonly vars: Map<string, tf.Variable>,
+    private readonly decay: number,
+  ) {
+    for (const [name, v] of vars) this.shadow.set(name, tf.variable(tf.clone(v), false));
+  }
+
+  update(): void {
+    this.steps++;
+    const d = Math.min(this.decay, (1 + this.steps) / (10 + this.steps));
+    tf.tidy(() => {
+      for (const [name, v] of this.vars) {
+        const s = this.shadow.get(name)!;
+        s.assign(tf.add(tf.mul(s, d), tf.mul(v, 1 - d)));
+      }
+    });
+  }
+
+  /** Runs `fn` with the averaged weights in the variables, then puts the trained ones back. */
+  whileApplied<T>(fn: () => T): T {
+    const trained = new Map([...this.vars].map(([n, v]) => [n, tf.clone(v)]));
+    for (const [name, v] of this.vars) v.assign(this.shadow.get(name)!);
+    try {
+      return fn();
+    } finally {
+      for (const [name, t] of trained) {
+        this.vars.get(name)!.assign(t);
+        t.dispose();
+      }
+    }
+  }
+
+  dispose(): void {
+    for (const s of this.shadow.values()) s.dispose();
+  }
+}
+
+const noAverage = { whileApplied: <T>(fn: () => T): T => fn() };
+
 /** Fine-tunes the classifier in place; on return it holds the weights of the best epoch. */
 export function trainClassifier(
   clf: GPT2Classifier,
@@ -216,6 +269,7 @@ export function trainClassifier(
   let stopped = false;
   const features = opts.features ?? defaultFeatures(clf, width);
   const evalOpts = { batchSize: opts.batchSize, features, maxBatches: opts.evalBatches };
+  const average = opts.averageDecay ? new WeightAverage(vars, opts.averageDecay) : undefined;
 
   for (let epoch = 1; epoch <= opts.epochs && !stopped; epoch++) {
     let lastLoss = NaN;
@@ -226,6 +280,7 @@ export function trainClassifier(
       }
       const labels = b.map((e) => e.label);
       lastLoss = withFeatures(features, b, (f) => trainStep(clf, optimizer, f, labels));
+      average?.update();
       step++;
       examplesSeen += b.length;
       if (step % opts.evalEvery === 0) {
@@ -245,16 +300,23 @@ export function trainClassifier(
       });
     }
     if (stopped && epoch === 1 && step === 0) break;
-    const trainEval = evaluate(clf, train, evalOpts);
-    const valEval = evaluate(clf, validation, { batchSize: opts.batchSize, features });
+    // With averaging, the averaged weights are what is judged and kept; training goes on from the last step's.
+    const [trainEval, valEval, state] = (average ?? noAverage).whileApplied(() => [
+      evaluate(clf, train, evalOpts),
+      evaluate(clf, validation, { batchSize: opts.batchSize, features }),
+      new Map([...vars].map(([n, v]) => [n, tf.clone(v)])),
+    ] as const);
     const point = { epoch, examplesSeen, trainLoss: trainEval.loss, valLoss: valEval.loss, trainAcc: trainEval.accuracy, valAcc: valEval.accuracy };
     epochs.push(point);
     opts.onEpoch?.(point);
     if (valEval.accuracy > best.acc || validation.length === 0) {
       for (const t of best.state.values()) t.dispose();
-      best = { epoch, acc: valEval.accuracy, state: new Map([...vars].map(([n, v]) => [n, tf.clone(v)])) };
+      best = { epoch, acc: valEval.accuracy, state };
+    } else {
+      for (const t of state.values()) t.dispose();
     }
   }
+  average?.dispose();
   // Restore the best epoch's weights.
   for (const [name, t] of best.state) {
     vars.get(name)!.assign(t);

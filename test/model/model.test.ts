@@ -11,6 +11,7 @@ import { GPT2Classifier, toTokenBatch } from '../../model/classifier.ts';
 import { GPT2_PRESETS, inferConfig, parameterCount } from '../../model/config.ts';
 import { SafetensorsFile, writeSafetensors } from '../../model/safetensors.ts';
 import { trainStep } from '../../model/step.ts';
+import { trainClassifier } from '../../model/train.ts';
 import { decode, encode, padBatch, PAD_TOKEN_ID } from '../../model/tokenizer.ts';
 import { checkFitsBackend, loadGPT2 } from '../../model/weights.ts';
 import { useTestBackend } from '../helpers/backend.ts';
@@ -179,6 +180,35 @@ describe('trainable parts', () => {
     assertClose(lora.logits(b).dataSync(), plain.logits(b).dataSync(), 'lora vs plain', 1e-6, 1e-5);
     plain.dispose();
     lora.dispose();
+  });
+});
+
+describe('weight averaging', () => {
+  test('the kept weights are the exponential moving average of every step\'s, computed independently', async () => {
+    const e = loadExpected();
+    const clf = new GPT2Classifier(await loadGPT2(TINY_MODEL), { layers: 'last_block', seed: 5 });
+    const examples = [...e.token_ids, ...e.token_ids].map((ids, i) => ({ ids, label: e.labels[i % e.labels.length]! }));
+    // The average, step by step in float64, from the weights each step leaves behind.
+    let average = Array.from(clf.headWeight.dataSync(), Number);
+    let t = 0;
+    let last: number[] = [];
+    const decay = 0.8;
+    const result = trainClassifier(clf, examples, examples.slice(0, 4), {
+      epochs: 1, batchSize: 2, evalEvery: 1000, optimizer: { lr: 1e-2 }, averageDecay: decay,
+      onProgress: () => {
+        t++;
+        const d = Math.min(decay, (1 + t) / (10 + t));
+        const w = clf.headWeight.dataSync();
+        last = Array.from(w, Number);
+        average = average.map((a, i) => d * a + (1 - d) * w[i]!);
+      },
+    });
+    assert.equal(t, 6);
+    assert.equal(result.bestEpoch, 1);
+    assertClose(clf.headWeight.dataSync(), average, 'averaged head weight', 1e-6, 1e-5);
+    // ...and not simply the last step's weights.
+    assert.ok(Math.max(...last.map((w, i) => Math.abs(w - average[i]!))) > 1e-4);
+    clf.dispose();
   });
 });
 
