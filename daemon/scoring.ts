@@ -46,7 +46,9 @@ export class Scoring extends EventEmitter implements ScoringService {
     const known = await this.store.findMessage(message.source, message.account, message.externalId);
     if (known) return { record: known, duplicate: true };
     const text = modelText(message);
-    const { spamProbability, version } = await this.host.score(text);
+    const { logits, version } = await this.host.score(text);
+    // softmax([ham, spam])[spam], as a logistic of the margin, in float64.
+    const spamProbability = 1 / (1 + Math.exp(-(logits[1]! - logits[0]!)));
     const threshold = this.thresholds[message.source];
     const label: Label = spamProbability >= threshold ? 'spam' : 'ham';
     const { record, duplicate } = await this.store.insertScored(

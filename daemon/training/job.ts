@@ -1,5 +1,5 @@
 /** What the daemon asks a training process to do, and what the process reports back (one JSON object a line). */
-import type { BackendName } from '../../model/backend.ts';
+import type { BackendName, InferenceName } from '../../model/backend.ts';
 import type { TrainableLayers } from '../../model/classifier.ts';
 import type { LabelledText } from './corpus.ts';
 
@@ -13,6 +13,8 @@ export interface TrainJob {
   /** The new model's checkpoint folder. */
   outDir: string;
   backend: BackendName;
+  /** What runs the frozen-trunk pass (training itself is always tfjs). */
+  inference: InferenceName;
   base: BaseSpec;
   layers: TrainableLayers;
   maxTokens: number;

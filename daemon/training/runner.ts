@@ -104,7 +104,7 @@ export class TrainingRunner extends EventEmitter {
       const refine = this.config.training.refine;
       const m = this.config.model;
       const job: TrainJob = {
-        home: this.home, version, outDir, backend: this.config.backend, base,
+        home: this.home, version, outDir, backend: this.config.backend, inference: this.config.inference, base,
         layers: m.layers, maxTokens: m.maxTokens, epochs: m.epochs, batchSize: m.batchSize,
         learningRate: base.kind === 'scratch' ? m.scratchLearningRate : m.learningRate,
         corpora: { sms: this.config.training.smsCollection, spamAssassin: this.config.training.spamAssassin, maxPerCorpus: this.config.training.maxPerCorpus },
