@@ -43,6 +43,8 @@ export const configSchema = z
     backend: z.enum(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']).default('auto'),
     /** What scores and fills the trunk cache: auto picks native ONNX Runtime when installed and working, else tfjs. */
     inference: z.enum(['auto', 'native', 'tfjs']).default('auto'),
+    /** Native scoring with int8 weights in the frozen trunk: faster, not exact (README); the trunk cache stays float32. */
+    inferenceInt8Trunk: z.boolean().default(false),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     model: z
       .object({

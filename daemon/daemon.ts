@@ -72,7 +72,7 @@ export class Daemon {
       const interrupted = await store.interruptUnfinishedRuns();
       if (interrupted) logger.warn({ runs: interrupted }, 'training runs left unfinished by the last shutdown were marked interrupted');
       const backend = await initBackend(config.backend, { log: (line) => logger.info(line) });
-      const inference = await initInference(config.inference, { log: (line) => logger.info(line) });
+      const inference = await initInference(config.inference, { log: (line) => logger.info(line), int8Trunk: config.inferenceInt8Trunk });
       const host = new ModelHost((line) => logger.warn(line));
       const scoring = new Scoring(store, host, config.thresholds);
       const runner = new TrainingRunner(store, host, config, home, logger);

@@ -108,11 +108,16 @@ let inference: { info: InferenceInfo; runtime?: NativeRuntime } | undefined;
  * Chooses what runs inference: scoring, the frozen-trunk pass that fills the activation cache, evaluation.
  * `auto` takes the native runtime (onnxruntime-node, an optional dependency) when it is installed and passes its
  * self-test, unless tfjs runs on a GPU; `native` insists on it; `tfjs` uses the tfjs backend as training does.
+ * `int8Trunk` (native only, off by default: not exact) multiplies the frozen trunk by int8 weights.
  * Call after initBackend. Training always runs on tfjs.
  */
-export async function initInference(requested: InferenceName = 'auto', opts: { log?: (line: string) => void; threads?: number } = {}): Promise<InferenceInfo> {
+export async function initInference(
+  requested: InferenceName = 'auto',
+  opts: { log?: (line: string) => void; threads?: number; int8Trunk?: boolean } = {},
+): Promise<InferenceInfo> {
   const log = opts.log ?? ((line: string) => console.error(line));
-  if (inference && (requested === 'auto' || requested === inference.info.name)) return inference.info;
+  const int8Trunk = opts.int8Trunk ?? false;
+  if (inference && (requested === 'auto' || requested === inference.info.name) && (inference.runtime?.int8Trunk ?? false) === int8Trunk) return inference.info;
   const tfjsInfo = (): InferenceInfo => ({ name: 'tfjs', description: `inference backend: tfjs (${current?.description.replace(/^tfjs backend: /, '') ?? tf.getBackend()})` });
   let runtime: NativeRuntime | undefined;
   switch (requested) {
@@ -120,7 +125,7 @@ export async function initInference(requested: InferenceName = 'auto', opts: { l
       break;
     case 'native':
       try {
-        runtime = await loadNativeRuntime(opts.threads);
+        runtime = await loadNativeRuntime(opts.threads, int8Trunk);
       } catch (e) {
         throw new Error(`inference "native": ${(e as Error).message}`);
       }
@@ -128,7 +133,7 @@ export async function initInference(requested: InferenceName = 'auto', opts: { l
     case 'auto':
       if (current?.device === 'gpu') break;
       try {
-        runtime = await loadNativeRuntime(opts.threads);
+        runtime = await loadNativeRuntime(opts.threads, int8Trunk);
       } catch (e) {
         if (!(e instanceof NativeMissingError)) log(`native inference skipped: ${(e as Error).message}`);
       }

@@ -12,7 +12,7 @@ import { causalMaskData, causalRowMaskData, keyPaddingMaskData } from '../gpt2.t
 import type { LogitsSource } from '../scorer.ts';
 import { padBatch } from '../tokenizer.ts';
 import { buildGpt2Graph, type GraphOutput } from './gpt2-graph.ts';
-import type { Weight } from './onnx-graph.ts';
+import { bytesOf, DataType, type Weight } from './onnx-graph.ts';
 import { NativeSession, type FeedTensor, type NativeRuntime } from './runtime.ts';
 import type { NativeModelWeights } from './weights.ts';
 
@@ -28,11 +28,15 @@ export class NativeClassifier implements LogitsSource, TrunkFiller {
    * Builds the graph for `output` from `model`'s weights and opens a session on it. The encoded graph (inline
    * weights included) is dropped once the session holds the weights, so only the runtime's copy stays.
    */
-  static async create(rt: NativeRuntime, model: NativeModelWeights, output: GraphOutput): Promise<NativeClassifier> {
-    const { config, options, weights } = model;
-    if (output !== 'logits' && options.layers !== 'last_block' && options.layers !== 'last_layer') {
+  static async create(rt: NativeRuntime, model: NativeModelWeights, output: GraphOutput, opts: { int8Trunk?: boolean } = {}): Promise<NativeClassifier> {
+    const { config, options } = model;
+    let { weights } = model;
+    const frozenTrunk = options.layers === 'last_block' || options.layers === 'last_layer';
+    if (output !== 'logits' && !frozenTrunk) {
       throw new Error(`a native trunk needs a frozen trunk (layers last_block or last_layer), not ${options.layers}`);
     }
+    const int8Trunk = (opts.int8Trunk ?? rt.int8Trunk) && frozenTrunk;
+    if (int8Trunk) weights = await quantizeTrunk(weights, config.nLayer);
     const weight = (name: string): Weight => {
       const w = weights.get(name);
       if (!w) throw new Error(`native graph: weight "${name}" was not provided`);
@@ -43,6 +47,7 @@ export class NativeClassifier implements LogitsSource, TrunkFiller {
       output,
       weight,
       numClasses: options.numClasses,
+      int8Trunk,
       ...(options.layers === 'lora' ? { lora: { names: loraNames(weights), scale: options.loraAlpha } } : {}),
     });
     const encoded = await graph.encode(readRegion);
@@ -118,6 +123,30 @@ function loraNames(weights: Map<string, Weight>): Set<string> {
     if (m) names.add(m[1]!);
   }
   return names;
+}
+
+/**
+ * The frozen trunk's projection weights (blocks 0 … L−2) as int8 with one symmetric scale per output column
+ * (scale = max |w| / 127), read one tensor at a time; the float32 originals are left out of the model.
+ */
+async function quantizeTrunk(weights: Map<string, Weight>, nLayer: number): Promise<Map<string, Weight>> {
+  const out = new Map(weights);
+  for (const [name, w] of weights) {
+    const m = /^h\.(\d+)\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.exec(name);
+    if (!m || Number(m[1]) >= nLayer - 1) continue;
+    const bytes = w.data.kind === 'inline' ? w.data.bytes : await readRegion(w.data);
+    const f = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    const [rows, cols] = w.dims as [number, number];
+    const scale = new Float32Array(cols);
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) scale[j] = Math.max(scale[j]!, Math.abs(f[i * cols + j]!));
+    for (let j = 0; j < cols; j++) scale[j] = scale[j]! / 127 || 1;
+    const q = new Int8Array(rows * cols);
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) q[i * cols + j] = Math.round(f[i * cols + j]! / scale[j]!);
+    out.delete(name);
+    out.set(`${name}.int8`, { dims: [rows, cols], type: DataType.INT8, data: { kind: 'inline', bytes: bytesOf(q) } });
+    out.set(`${name}.scale`, { dims: [cols], type: DataType.FLOAT, data: { kind: 'inline', bytes: bytesOf(scale) } });
+  }
+  return out;
 }
 
 /** A file weight outside the model's external-data folder, read into the model. */

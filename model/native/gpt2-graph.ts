@@ -27,6 +27,12 @@ export interface Gpt2GraphSpec {
   /** Weight names that carry a LoRA adapter, and the adapter scale (alpha). */
   lora?: { names: Set<string>; scale: number };
   numClasses?: number;
+  /**
+   * Blocks 0 … L−2 (the frozen trunk) multiply by int8 weights (`<name>.int8` [in, out], per-column scales
+   * `<name>.scale` [out]) with activations quantized on the fly (com.microsoft DynamicQuantizeMatMul): faster,
+   * not exact (see README).
+   */
+  int8Trunk?: boolean;
 }
 
 export function buildGpt2Graph(spec: Gpt2GraphSpec): OnnxGraph {
@@ -46,7 +52,11 @@ export function buildGpt2Graph(spec: Gpt2GraphSpec): OnnxGraph {
   /** x · W + b, plus its LoRA update scale · (x · A) · B when the weight has one. */
   const project = (x: string, prefix: string) => {
     const name = `${prefix}.weight`;
-    let y = g.node('Add', [g.node('MatMul', [x, w(name)]), w(`${prefix}.bias`)]);
+    const layer = Number(/^h\.(\d+)\./.exec(prefix)?.[1]);
+    const product = spec.int8Trunk && layer < nLayer - 1
+      ? g.node('DynamicQuantizeMatMul', [x, w(`${name}.int8`), w(`${name}.scale`)], {}, 'com.microsoft')
+      : g.node('MatMul', [x, w(name)]);
+    let y = g.node('Add', [product, w(`${prefix}.bias`)]);
     if (spec.lora?.names.has(name)) {
       const update = g.node('MatMul', [g.node('MatMul', [x, w(`lora.${name}.A`)]), w(`lora.${name}.B`)]);
       y = g.node('Add', [y, g.node('Mul', [update, f32(spec.lora.scale)])]);

@@ -17,6 +17,8 @@ export interface NativeRuntime {
   ort: typeof Ort;
   version: string;
   threads: number;
+  /** Default for NativeClassifier: int8 weights in the frozen trunk (faster, not exact; off unless asked for). */
+  int8Trunk: boolean;
   /** One line for the log. */
   description: string;
 }
@@ -33,9 +35,11 @@ let loaded: Promise<NativeRuntime> | undefined;
  * "installed". Rejects with NativeMissingError when the package is absent, with a plain Error when it is present
  * but broken (e.g. its binary does not load on this system). Cached: the first call decides.
  */
-export function loadNativeRuntime(threads = defaultThreads()): Promise<NativeRuntime> {
+export async function loadNativeRuntime(threads = defaultThreads(), int8Trunk = false): Promise<NativeRuntime> {
   loaded ??= load(threads);
-  return loaded;
+  const rt = await loaded;
+  const description = `inference backend: native (ONNX Runtime ${rt.version}, CPU, ${rt.threads} thread${rt.threads === 1 ? '' : 's'}${int8Trunk ? ', int8 trunk' : ''})`;
+  return { ...rt, int8Trunk, description };
 }
 
 function defaultThreads(): number {
@@ -57,12 +61,7 @@ async function load(threads: number): Promise<NativeRuntime> {
     throw new Error(`${PACKAGE} is installed but failed to load: ${first}`);
   }
   const version = (require(`${PACKAGE}/package.json`) as { version: string }).version;
-  const runtime: NativeRuntime = {
-    ort,
-    version,
-    threads,
-    description: `inference backend: native (ONNX Runtime ${version}, CPU, ${threads} thread${threads === 1 ? '' : 's'})`,
-  };
+  const runtime: NativeRuntime = { ort, version, threads, int8Trunk: false, description: '' };
   await selfTest(runtime);
   return runtime;
 }
@@ -108,7 +107,6 @@ export class NativeSession {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       logSeverityLevel: 3,
-      ...(process.env.ORT_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.ORT_PROFILE } : {}),
       extra: {
         session: {
           // Weights stored as regions of a safetensors file are read from there (see onnx-graph.ts).

@@ -24,7 +24,8 @@ export async function warmTrunk(
   if (!rt || !(features instanceof CachedFeatures)) return undefined;
   if (features.pending(examples) === 0) return 0;
   const output = clf.options.layers === 'last_layer' ? 'pooled' : 'trunk';
-  const native = await NativeClassifier.create(rt, await classifierWeights(clf, output), output);
+  // Always float32: cache entries must be the numbers tfjs would store under the same key, whatever scores.
+  const native = await NativeClassifier.create(rt, await classifierWeights(clf, output), output, { int8Trunk: false });
   try {
     return await features.warmWith(native, examples);
   } finally {

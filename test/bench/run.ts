@@ -32,7 +32,7 @@ import { causalMask } from '../../model/gpt2.ts';
 import { BatchScorer } from '../../model/scorer.ts';
 import { padBatch } from '../../model/tokenizer.ts';
 import { TrunkCache } from '../../model/trunk-cache.ts';
-import { encodeExamples, trainClassifier, withFeatures, type EncodedExample } from '../../model/train.ts';
+import { batches, encodeExamples, trainClassifier, withFeatures, type EncodedExample } from '../../model/train.ts';
 import { saveCheckpoint } from '../../model/checkpoint.ts';
 import { NativeClassifier } from '../../model/native/classifier.ts';
 import { checkpointWeights, classifierWeights } from '../../model/native/weights.ts';
@@ -171,7 +171,23 @@ async function nativeTrunkPass() {
     withFeatures(features, probe, (f) => tf.tidy(() => Array.from(fresh.logitsFromFeatures(f).dataSync()))),
   );
   log(`native trunk: ${seconds.toFixed(1)} s (session ${sessionSeconds.toFixed(1)} s), ${(trunkSeconds / seconds).toFixed(1)}x; logits from its cache differ by ${diff.toExponential(1)}`);
-  return { sessionSeconds, seconds, diff };
+
+  // Optional int8 trunk weights (off by default): the same pass, and what it changes in the validation logits.
+  const int8 = await NativeClassifier.create(rt!, await classifierWeights(fresh, 'trunk'), 'trunk', { int8Trunk: true });
+  const int8Features = new CachedFeatures(fresh, new TrunkCache({ memoryBytes: 4 * 1024 ** 3 }));
+  t = performance.now();
+  await int8Features.warmWith(int8, [...subset, ...validation]);
+  const int8Seconds = secs(t);
+  await int8.dispose();
+  const logitsOf = (p: CachedFeatures) => batches(validation, 16, false).flatMap((b) =>
+    withFeatures(p, b, (f) => tf.tidy(() => fresh.logitsFromFeatures(f).arraySync() as number[][])));
+  const exact = logitsOf(nativeFeatures);
+  const approx = logitsOf(int8Features);
+  const int8Diff = maxAbsDiff(approx.flat(), exact.flat());
+  const argmax = (r: number[]) => (r[1]! > r[0]! ? 1 : 0);
+  const agree = exact.filter((r, i) => argmax(r) === argmax(approx[i]!)).length / exact.length;
+  log(`native int8 trunk: ${int8Seconds.toFixed(1)} s; validation logits differ by up to ${int8Diff.toExponential(1)}, same label for ${(100 * agree).toFixed(1)}%`);
+  return { sessionSeconds, seconds, diff, int8: { seconds: int8Seconds, diff: int8Diff, agree } };
 }
 
 // Re-fine-tuning after 100 new corrections, as the daemon does it (daemon/training): their trunk pass, then
@@ -261,6 +277,12 @@ console.log(JSON.stringify({
       scoring_batched: +(nativeScoring.many / batched).toFixed(2),
     },
     max_abs_logit_diff_vs_tfjs: { scoring: +nativeScoring.diff.toExponential(1), cached_trunk: +native.diff.toExponential(1) },
+    int8_trunk: {
+      trunk_s: +native.int8.seconds.toFixed(1),
+      speedup_vs_float32: +(native.seconds / native.int8.seconds).toFixed(2),
+      max_abs_validation_logit_diff: +native.int8.diff.toExponential(1),
+      same_label_share: +native.int8.agree.toFixed(4),
+    },
   } : null,
   scoring_process_peak_rss_mb: Object.fromEntries(Object.entries(processes).map(([k, v]) => [k, v.peak_rss_mb])),
 }));

@@ -152,6 +152,32 @@ describe('native and tfjs agree beyond the fixture', () => {
     clf.dispose();
   });
 
+  test('int8 trunk weights (optional): close to float32, not equal, and never used to fill the trunk cache', async () => {
+    const clf = await classifier();
+    const seqs = expected.token_ids;
+    const exact = await NativeClassifier.create(rt, await classifierWeights(clf, 'logits'), 'logits');
+    const int8 = await NativeClassifier.create(rt, await classifierWeights(clf, 'logits'), 'logits', { int8Trunk: true });
+    const a = (await exact.batchLogits(seqs)).flat();
+    const b = (await int8.batchLogits(seqs)).flat();
+    assertClose(b, a, 'int8 vs float32 logits', 2e-2, 2e-2);
+    assert.ok(a.some((x, i) => x !== b[i]), 'the int8 graph quantizes something');
+    await exact.dispose();
+    await int8.dispose();
+    const viaRuntime = { ...rt, int8Trunk: true };
+    const filled = new CachedFeatures(clf, new TrunkCache());
+    const reference = new CachedFeatures(clf, new TrunkCache());
+    const ex = seqs.map((ids) => ({ ids, label: 0 }));
+    await warmTrunk(filled, clf, ex, viaRuntime);
+    reference.warm(ex);
+    const fa = filled.features(ex);
+    const fb = reference.features(ex);
+    assert.ok(fa.kind === 'block-input' && fb.kind === 'block-input');
+    assertClose(fa.x.dataSync(), fb.x.dataSync(), 'cache entries stay float32', 1e-5, 1e-5);
+    disposeFeatures(fa);
+    disposeFeatures(fb);
+    clf.dispose();
+  });
+
   test('a checkpoint whose base file changed is refused, as loadCheckpoint refuses it', async () => {
     const clf = await classifier();
     const dir = join(tmp, 'ckpt-other-base');
