@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, initInference, nativeRuntime, type BackendName, type InferenceName } from '../../model/backend.ts';
-import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from '../../model/checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../model/checkpoint.ts';
 import { GPT2Classifier, toTokenBatch, type ClassifierOptions, type HeadInit, type Pooling, type TrainableLayers } from '../../model/classifier.ts';
 import { SCRATCH_SIZES } from '../../model/config.ts';
 import { readLabeledCsv } from '../../model/dataset.ts';
@@ -282,8 +282,9 @@ async function classify(
     const dir = resolve(flags.model ?? join(gptspamHome(), 'model'));
     if (rt) {
       // Straight from the checkpoint's files: no tfjs copy of the weights.
-      const native = await NativeClassifier.create(rt, await checkpointWeights(dir, 'logits'), 'logits');
-      const info = await readCheckpointInfo(dir);
+      const weights = await checkpointWeights(dir, 'logits');
+      const native = await NativeClassifier.create(rt, weights, 'logits');
+      const { info } = weights;
       source = native;
       maxTokens = info.maxTokens;
       names = info.labelNames;
