@@ -55,6 +55,10 @@ export const configSchema = z
       .prefault({}),
     /** Tensor backend: auto picks tfjs-node-gpu, then tfjs-node, then wasm. */
     backend: z.enum(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']).default('auto'),
+    /** What scores and fills the trunk cache: auto picks native ONNX Runtime when installed and working, else tfjs. */
+    inference: z.enum(['auto', 'native', 'tfjs']).default('auto'),
+    /** Native scoring with int8 weights in the frozen trunk: faster, not exact (README); the trunk cache stays float32. */
+    inferenceInt8Trunk: z.boolean().default(false),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     model: z
       .object({
@@ -158,6 +162,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'n
   GPTSPAM_HOST: { path: ['server', 'host'], type: 'string' },
   GPTSPAM_PORT: { path: ['server', 'port'], type: 'number' },
   GPTSPAM_BACKEND: { path: ['backend'], type: 'string' },
+  GPTSPAM_INFERENCE: { path: ['inference'], type: 'string' },
   GPTSPAM_LOG_LEVEL: { path: ['logLevel'], type: 'string' },
   GPTSPAM_BASE_MODEL: { path: ['model', 'base'], type: 'string' },
   GPTSPAM_TRAIN_SCHEDULE: { path: ['training', 'schedule'], type: 'string' },

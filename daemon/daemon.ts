@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import { initBackend } from '../model/backend.ts';
+import { initBackend, initInference } from '../model/backend.ts';
 import type { DaemonConfig } from './config.ts';
 import { ensurePrivateHome } from './home.ts';
 import { ModelHost } from './model-host.ts';
@@ -75,20 +75,21 @@ export class Daemon {
       const interrupted = await store.interruptUnfinishedRuns();
       if (interrupted) logger.warn({ runs: interrupted }, 'training runs left unfinished by the last shutdown were marked interrupted');
       const backend = await initBackend(config.backend, { log: (line) => logger.info(line) });
-      const host = new ModelHost();
+      const inference = await initInference(config.inference, { log: (line) => logger.info(line), int8Trunk: config.inferenceInt8Trunk });
+      const host = new ModelHost((line) => logger.warn(line));
       const scoring = new Scoring(store, host, config.verdicts);
       const runner = new TrainingRunner(store, host, config, home, logger);
       let daemon: Daemon | undefined;
       const server = new ApiServer({
         store, scoring, runner, host, config, token, logger,
-        backend: backend.description,
+        backend: `${backend.description}; ${inference.description}`,
         nextRun: () => daemon?.schedule?.getNextRun() ?? null,
       });
       daemon = new Daemon(opts, store, host, scoring, runner, server);
       daemon.wireEvents();
       await daemon.loadOrTrainModel();
       daemon.address = await server.listen(config.server.host, config.server.port);
-      logger.info({ url: `http://${daemon.address.host}:${daemon.address.port}/`, backend: backend.description }, 'gptspam is listening');
+      logger.info({ url: `http://${daemon.address.host}:${daemon.address.port}/`, backend: backend.description, inference: inference.name }, 'gptspam is listening');
       daemon.startSchedule();
       void daemon.startConnectorsWhenReady();
       return daemon;

@@ -14,12 +14,15 @@ import os from 'node:os';
 import path from 'node:path';
 import workerThreads from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
+import { loadNativeRuntime, NativeMissingError, type NativeRuntime } from './native/runtime.ts';
 
 export type BackendName = 'auto' | 'gpu' | 'node' | 'wasm' | 'webgpu' | 'cpu';
 
 export interface BackendInfo {
   /** The tfjs backend name actually in use: 'tensorflow', 'wasm', 'webgpu' or 'cpu'. */
   name: string;
+  /** Where it computes. */
+  device: 'cpu' | 'gpu';
   /** One human-readable line, the same one that was logged. */
   description: string;
 }
@@ -89,6 +92,67 @@ async function initAuto(threads: number | undefined, log: (line: string) => void
 }
 
 // ---------------------------------------------------------------------------------------------
+// Inference (everything that does not train): native ONNX Runtime or tfjs
+
+export type InferenceName = 'auto' | 'native' | 'tfjs';
+
+export interface InferenceInfo {
+  name: 'native' | 'tfjs';
+  /** One human-readable line, the same one that was logged. */
+  description: string;
+}
+
+let inference: { info: InferenceInfo; runtime?: NativeRuntime } | undefined;
+
+/**
+ * Chooses what runs inference: scoring, the frozen-trunk pass that fills the activation cache, evaluation.
+ * `auto` takes the native runtime (onnxruntime-node, an optional dependency) when it is installed and passes its
+ * self-test, unless tfjs runs on a GPU; `native` insists on it; `tfjs` uses the tfjs backend as training does.
+ * `int8Trunk` (native only, off by default: not exact) multiplies the frozen trunk by int8 weights.
+ * Call after initBackend. Training always runs on tfjs.
+ */
+export async function initInference(
+  requested: InferenceName = 'auto',
+  opts: { log?: (line: string) => void; threads?: number; int8Trunk?: boolean } = {},
+): Promise<InferenceInfo> {
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const int8Trunk = opts.int8Trunk ?? false;
+  if (inference && (requested === 'auto' || requested === inference.info.name) && (inference.runtime?.int8Trunk ?? false) === int8Trunk) return inference.info;
+  const tfjsInfo = (): InferenceInfo => ({ name: 'tfjs', description: `inference backend: tfjs (${current?.description.replace(/^tfjs backend: /, '') ?? tf.getBackend()})` });
+  let runtime: NativeRuntime | undefined;
+  switch (requested) {
+    case 'tfjs':
+      break;
+    case 'native':
+      try {
+        runtime = await loadNativeRuntime(opts.threads, int8Trunk);
+      } catch (e) {
+        throw new Error(`inference "native": ${(e as Error).message}`);
+      }
+      break;
+    case 'auto':
+      if (current?.device === 'gpu') break;
+      try {
+        runtime = await loadNativeRuntime(opts.threads, int8Trunk);
+      } catch (e) {
+        if (!(e instanceof NativeMissingError)) log(`native inference skipped: ${(e as Error).message}`);
+      }
+      break;
+    default:
+      throw new Error(`unknown inference backend "${String(requested)}" (expected auto, native or tfjs)`);
+  }
+  const info: InferenceInfo = runtime ? { name: 'native', description: runtime.description } : tfjsInfo();
+  inference = { info, ...(runtime ? { runtime } : {}) };
+  log(info.description);
+  return info;
+}
+
+/** The native runtime when initInference chose it; undefined means inference runs on tfjs. */
+export function nativeRuntime(): NativeRuntime | undefined {
+  return inference?.runtime;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Optional packages
 
 class MissingPackageError extends Error {}
@@ -140,7 +204,7 @@ async function initNative(kind: 'gpu' | 'node'): Promise<BackendInfo> {
     throw new Error(`backend "${kind}": ${pkg}@${pkgJson.version} does not match @tensorflow/tfjs-core@${tf.version_core}; install ${pkg}@${tf.version_core}`);
   }
   await useBackend('tensorflow', kind);
-  return { name: 'tensorflow', description: `tfjs backend: ${kind} (${pkg} ${pkgJson.version}, ${what})` };
+  return { name: 'tensorflow', device: kind === 'gpu' ? 'gpu' : 'cpu', description: `tfjs backend: ${kind} (${pkg} ${pkgJson.version}, ${what})` };
 }
 
 async function initWebgpu(): Promise<BackendInfo> {
@@ -153,13 +217,13 @@ async function initWebgpu(): Promise<BackendInfo> {
     Object.defineProperty(globalThis, 'navigator', { value: { gpu: dawn.create([]) }, configurable: true, writable: true });
   }
   await useBackend('webgpu', 'webgpu');
-  return { name: 'webgpu', description: 'tfjs backend: webgpu (Dawn via the "webgpu" package)' };
+  return { name: 'webgpu', device: 'gpu', description: 'tfjs backend: webgpu (Dawn via the "webgpu" package)' };
 }
 
 async function initCpu(): Promise<BackendInfo> {
   await import('@tensorflow/tfjs-backend-cpu');
   await useBackend('cpu', 'cpu');
-  return { name: 'cpu', description: 'tfjs backend: cpu (pure JavaScript, ~50x slower than wasm: for debugging only)' };
+  return { name: 'cpu', device: 'cpu', description: 'tfjs backend: cpu (pure JavaScript, ~50x slower than wasm: for debugging only)' };
 }
 
 async function useBackend(name: string, requested: BackendName): Promise<void> {
@@ -194,6 +258,7 @@ async function initWasm(threads: number | undefined, log: (line: string) => void
   const simdText = simd ? 'SIMD' : 'no SIMD';
   return {
     name: 'wasm',
+    device: 'cpu',
     description: `tfjs backend: wasm (${simdText}, ${got} thread${got === 1 ? '' : 's'}${got !== want ? `, ${want} requested` : ''})`,
   };
 }

@@ -151,14 +151,7 @@ export class GPT2Classifier {
 
   /** The position each row is classified from. */
   poolPositions(lengths: number[], width: number): number[] {
-    switch (this.options.pooling) {
-      case 'last_real':
-        return lengths.map((n) => Math.min(n, width) - 1);
-      case 'last':
-        return lengths.map(() => width - 1);
-      case 'first':
-        return lengths.map(() => 0);
-    }
+    return poolPositions(this.options.pooling, lengths, width);
   }
 
   /** Runs the frozen part of the network (call outside any gradient tape). */
@@ -214,6 +207,18 @@ export class GPT2Classifier {
     }
     this.headWeight.dispose();
     this.headBias.dispose();
+  }
+}
+
+/** The position each row of a padded batch is classified from. */
+export function poolPositions(pooling: Pooling, lengths: number[], width: number): number[] {
+  switch (pooling) {
+    case 'last_real':
+      return lengths.map((n) => Math.min(n, width) - 1);
+    case 'last':
+      return lengths.map(() => width - 1);
+    case 'first':
+      return lengths.map(() => 0);
   }
 }
 

@@ -48,6 +48,15 @@ export interface CachedEntry {
 }
 
 /**
+ * Computes cache entries outside tfjs (model/native: ONNX Runtime), exactly what `CachedFeatures` would store:
+ * the block input at the message's real positions (or the whole fixed `width` for `last` pooling) for
+ * `last_block`, the pooled final hidden state for `last_layer`.
+ */
+export interface TrunkFiller {
+  trunkEntries(examples: Example[], width?: number): Promise<CachedEntry[]>;
+}
+
+/**
  * Serves frozen features from a TrunkCache, computing (in length-sorted batches) only what is missing.
  * `width` is the fixed padding width for `last` pooling, which reads a padding position; other poolings never
  * see padding and use each batch's own longest message.
@@ -75,15 +84,38 @@ export class CachedFeatures implements FeatureProvider {
     return h.digest('hex');
   }
 
-  /** Computes and stores the features of every example not yet in the cache. Returns how many were computed. */
-  warm(examples: Example[]): number {
+  /** Examples not in the cache yet (each distinct message once), sorted by length so each trunk batch pads little. */
+  private missing(examples: Example[]): Array<[string, Example]> {
     const missing = new Map<string, Example>();
     for (const e of examples) {
       const k = this.key(e);
       if (!this.cache.has(k)) missing.set(k, e);
     }
-    // Sort by length so each trunk batch pads little.
-    const todo = [...missing].sort((a, b) => a[1].ids.length - b[1].ids.length);
+    return [...missing].sort((a, b) => a[1].ids.length - b[1].ids.length);
+  }
+
+  /** How many distinct examples are not in the cache yet. */
+  pending(examples: Example[]): number {
+    return this.missing(examples).length;
+  }
+
+  /**
+   * Like `warm`, with the trunk computed by `filler` (e.g. natively, several times faster): the entries are the
+   * same numbers under the same keys, so training and evaluation read them as if tfjs had computed them.
+   */
+  async warmWith(filler: TrunkFiller, examples: Example[]): Promise<number> {
+    const todo = this.missing(examples);
+    for (let i = 0; i < todo.length; i += this.trunkBatchSize) {
+      const chunk = todo.slice(i, i + this.trunkBatchSize);
+      const entries = await filler.trunkEntries(chunk.map(([, e]) => e), this.width);
+      chunk.forEach(([k], r) => this.cache.set(k, entries[r]!));
+    }
+    return todo.length;
+  }
+
+  /** Computes and stores the features of every example not yet in the cache. Returns how many were computed. */
+  warm(examples: Example[]): number {
+    const todo = this.missing(examples);
     for (let i = 0; i < todo.length; i += this.trunkBatchSize) {
       const chunk = todo.slice(i, i + this.trunkBatchSize);
       const direct = new DirectFeatures(this.clf, this.width);

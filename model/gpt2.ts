@@ -15,7 +15,7 @@ import type { WeightMap } from './weights.ts';
 export type AttentionMode = 'causal' | 'bidirectional';
 
 /** Masked attention scores get this instead of -Infinity, so a row can never become all NaN. */
-const MASKED = -1e9;
+export const MASKED = -1e9;
 
 /** A LoRA adapter on one projection: W_eff = W + scale · A · B. */
 export interface LoraAdapter {
@@ -185,25 +185,39 @@ export function selectionMatrix(positions: number[], width: number): tf.Tensor2D
 
 /** [1, 1, T, T]: position i may attend to 0..i. */
 export function causalMask(width: number): tf.Tensor4D {
-  const data = new Float32Array(width * width);
-  for (let i = 0; i < width; i++) for (let j = i + 1; j < width; j++) data[i * width + j] = MASKED;
-  return tf.tensor4d(data, [1, 1, width, width]);
+  return tf.tensor4d(causalMaskData(width), [1, 1, width, width]);
 }
 
 /** [B, 1, 1, T]: the query at positions[b] may attend to keys 0..positions[b]. */
 export function causalRowMask(positions: number[], width: number): tf.Tensor4D {
-  const data = new Float32Array(positions.length * width);
-  positions.forEach((p, r) => {
-    for (let j = p + 1; j < width; j++) data[r * width + j] = MASKED;
-  });
-  return tf.tensor4d(data, [positions.length, 1, 1, width]);
+  return tf.tensor4d(causalRowMaskData(positions, width), [positions.length, 1, 1, width]);
 }
 
 /** [B, 1, 1, T]: every query may attend to the real tokens of its row, never to padding. */
 export function keyPaddingMask(lengths: number[], width: number): tf.Tensor4D {
+  return tf.tensor4d(keyPaddingMaskData(lengths, width), [lengths.length, 1, 1, width]);
+}
+
+// The masks' values (0 where attention is allowed, MASKED where not), shared with the native graph's inputs.
+
+export function causalMaskData(width: number): Float32Array {
+  const data = new Float32Array(width * width);
+  for (let i = 0; i < width; i++) for (let j = i + 1; j < width; j++) data[i * width + j] = MASKED;
+  return data;
+}
+
+export function causalRowMaskData(positions: number[], width: number): Float32Array {
+  const data = new Float32Array(positions.length * width);
+  positions.forEach((p, r) => {
+    for (let j = p + 1; j < width; j++) data[r * width + j] = MASKED;
+  });
+  return data;
+}
+
+export function keyPaddingMaskData(lengths: number[], width: number): Float32Array {
   const data = new Float32Array(lengths.length * width);
   lengths.forEach((n, r) => {
     for (let j = n; j < width; j++) data[r * width + j] = MASKED;
   });
-  return tf.tensor4d(data, [lengths.length, 1, 1, width]);
+  return data;
 }

@@ -2,12 +2,40 @@
  * Scores texts with a classifier, batching by length without making anyone wait: a text that arrives while the
  * scorer is idle is scored at once, alone; texts that arrive while a batch is running are gathered, sorted by
  * length and scored together in the next batches (so a backlog of thousands pads little and runs at batch speed).
+ *
+ * The classifier is either a tfjs GPT2Classifier or any other `LogitsSource` (model/native: ONNX Runtime).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { GPT2Classifier } from './classifier.ts';
+import { GPT2Classifier, type Pooling } from './classifier.ts';
 import { DirectFeatures, type FeatureProvider } from './features.ts';
 import { encode } from './tokenizer.ts';
 import { withFeatures } from './train.ts';
+
+/** Something that turns a batch of token sequences into raw class logits. */
+export interface LogitsSource {
+  readonly pooling: Pooling;
+  /** Logits [rows][classes]; `width` fixes the padding width (for `last` pooling), else each batch's longest. */
+  batchLogits(seqs: number[][], width?: number): Promise<number[][]>;
+}
+
+/** The tfjs classifier as a LogitsSource: its frozen features (direct or from a provider), then the trained part. */
+export class TfjsLogits implements LogitsSource {
+  constructor(
+    readonly classifier: GPT2Classifier,
+    private readonly features?: FeatureProvider,
+  ) {}
+
+  get pooling(): Pooling {
+    return this.classifier.options.pooling;
+  }
+
+  async batchLogits(seqs: number[][], width?: number): Promise<number[][]> {
+    const provider = this.features ?? new DirectFeatures(this.classifier, width);
+    return withFeatures(provider, seqs.map((ids) => ({ ids, label: 0 })), (f) =>
+      tf.tidy(() => this.classifier.logitsFromFeatures(f).arraySync() as number[][]),
+    );
+  }
+}
 
 interface Pending {
   ids: number[];
@@ -19,7 +47,7 @@ export interface ScorerOptions {
   /** Truncation length (the one the model was trained with). */
   maxTokens: number;
   batchSize?: number;
-  /** Feature source; default: the full network with batch-local padding. */
+  /** tfjs only: feature source; default: the full network with batch-local padding. */
   features?: FeatureProvider;
 }
 
@@ -27,25 +55,27 @@ export class BatchScorer {
   private queue: Pending[] = [];
   private running = false;
   private readonly batchSize: number;
-  private readonly features: FeatureProvider;
+  private readonly source: LogitsSource;
+  /** `last` pooling reads the final padded position, so it pads to the training width; others pad per batch. */
+  private readonly width: number | undefined;
 
   constructor(
-    readonly classifier: GPT2Classifier,
+    classifier: GPT2Classifier | LogitsSource,
     readonly options: ScorerOptions,
   ) {
     this.batchSize = options.batchSize ?? 16;
-    const fixed = classifier.options.pooling === 'last' ? options.maxTokens : undefined;
-    this.features = options.features ?? new DirectFeatures(classifier, fixed);
+    this.source = classifier instanceof GPT2Classifier ? new TfjsLogits(classifier, options.features) : classifier;
+    this.width = this.source.pooling === 'last' ? options.maxTokens : undefined;
   }
 
-  /** Class logits of one text ([ham, spam] for the spam classifier): raw scores, which never saturate. */
+  /** Raw class logits of one text ([ham, spam] for the spam classifier). */
   score(text: string): Promise<number[]> {
     const ids = encode(text, this.options.maxTokens);
     return new Promise((resolve, reject) => {
       this.queue.push({ ids, resolve, reject });
       if (!this.running) {
         this.running = true;
-        setImmediate(() => this.drain());
+        setImmediate(() => void this.drain());
       }
     });
   }
@@ -55,7 +85,7 @@ export class BatchScorer {
   }
 
   /** One batch per macrotask, so texts arriving meanwhile join the next batch and I/O keeps flowing. */
-  private drain(): void {
+  private async drain(): Promise<void> {
     if (this.queue.length === 0) {
       this.running = false;
       return;
@@ -63,13 +93,11 @@ export class BatchScorer {
     this.queue.sort((a, b) => a.ids.length - b.ids.length);
     const batch = this.queue.splice(0, this.batchSize);
     try {
-      const logits = withFeatures(this.features, batch.map((p) => ({ ids: p.ids, label: 0 })), (f) =>
-        tf.tidy(() => this.classifier.logitsFromFeatures(f).arraySync() as number[][]),
-      );
+      const logits = await this.source.batchLogits(batch.map((p) => p.ids), this.width);
       batch.forEach((p, i) => p.resolve(logits[i]!));
     } catch (err) {
       for (const p of batch) p.reject(err as Error);
     }
-    setImmediate(() => this.drain());
+    setImmediate(() => void this.drain());
   }
 }

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, type BackendName } from '../../model/backend.ts';
+import { initBackend, initInference, nativeRuntime, type BackendName, type InferenceName } from '../../model/backend.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../model/checkpoint.ts';
 import { GPT2Classifier, toTokenBatch, type ClassifierOptions, type HeadInit, type Pooling, type TrainableLayers } from '../../model/classifier.ts';
 import { SCRATCH_SIZES } from '../../model/config.ts';
@@ -16,8 +16,11 @@ import type { ModelCalibration } from '../verdicts.ts';
 import { renderTrainingCurvesSvg } from '../../model/plot.ts';
 import { SafetensorsFile } from '../../model/safetensors.ts';
 import { decode, encode } from '../../model/tokenizer.ts';
-import { DirectFeatures } from '../../model/features.ts';
-import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier, withFeatures } from '../../model/train.ts';
+import { NativeClassifier } from '../../model/native/classifier.ts';
+import { warmTrunk } from '../../model/native/trunk.ts';
+import { checkpointWeights, classifierWeights } from '../../model/native/weights.ts';
+import { BatchScorer, TfjsLogits, type LogitsSource } from '../../model/scorer.ts';
+import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier } from '../../model/train.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { ensurePrivateHome, gptspamHome } from '../home.ts';
 
@@ -40,6 +43,8 @@ function positive(name: string) {
 
 const backendOption = () =>
   new Option('--backend <name>', 'tensor backend').choices(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']).default('auto');
+const inferenceOption = () =>
+  new Option('--inference <name>', 'what scores and runs the frozen trunk: native ONNX Runtime or tfjs').choices(['auto', 'native', 'tfjs']).default('auto');
 
 function defaultWeights(): string {
   return join(gptspamHome(), 'models', 'gpt2-124M', 'model.safetensors');
@@ -75,7 +80,8 @@ export function registerModelCommands(program: Command, modelCommand: Command): 
       .option('--eval-every <n>', 'evaluate losses every n steps', int('--eval-every'), 50)
       .option('--seed <n>', 'random seed', int('--seed', 0), 123)
       .option('--out <dir>', 'output folder (default: <home>/runs/<time>)')
-      .addOption(backendOption()),
+      .addOption(backendOption())
+      .addOption(inferenceOption()),
   ).action(train);
 
   program
@@ -89,6 +95,7 @@ export function registerModelCommands(program: Command, modelCommand: Command): 
     .option('--batch-size <n>', 'batch size', int('--batch-size'), 8)
     .option('--json', 'machine-readable output')
     .addOption(backendOption())
+    .addOption(inferenceOption())
     .action(evalCommand);
 
   addClassifierOptions(
@@ -102,7 +109,8 @@ export function registerModelCommands(program: Command, modelCommand: Command): 
       .option('--max-tokens <n>', 'with --weights: truncation length', int('--max-tokens'))
       .option('--threshold <p>', 'spam when the spam probability is at least this', Number, 0.5)
       .option('--json', 'one JSON object per text, with raw logits')
-      .addOption(backendOption()),
+      .addOption(backendOption())
+      .addOption(inferenceOption()),
   ).action(classify);
 
   modelCommand
@@ -115,18 +123,19 @@ export function registerModelCommands(program: Command, modelCommand: Command): 
     .action(check);
 }
 
-async function useBackend(name: BackendName): Promise<void> {
+async function useBackend(name: BackendName, inference?: InferenceName): Promise<void> {
   await initBackend(name);
+  if (inference) await initInference(inference);
 }
 
 interface TrainFlags {
   data?: string; weights?: string; scratch?: boolean; size: keyof typeof SCRATCH_SIZES; layers: TrainableLayers;
   loraRank: number; loraAlpha: number; epochs: number; batchSize: number; lr: number; weightDecay: number;
-  maxTokens?: number; evalEvery: number; seed: number; out?: string; backend: BackendName; pooling: Pooling; causalMask: boolean;
+  maxTokens?: number; evalEvery: number; seed: number; out?: string; backend: BackendName; inference: InferenceName; pooling: Pooling; causalMask: boolean;
 }
 
 async function train(flags: TrainFlags): Promise<void> {
-  await useBackend(flags.backend);
+  await useBackend(flags.backend, flags.inference);
   const dataDir = resolve(flags.data ?? join(gptspamHome(), 'data', 'sms'));
   const [trainRows, valRows, testRows] = await Promise.all(
     ['train.csv', 'validation.csv', 'test.csv'].map((f) => readLabeledCsv(join(dataDir, f))),
@@ -168,6 +177,8 @@ async function train(flags: TrainFlags): Promise<void> {
   const onSignal = () => abort.abort();
   process.once('SIGINT', onSignal);
   const features = defaultFeatures(clf, padWidthFor(clf, trainSet, maxTokens));
+  const filled = await warmTrunk(features, clf, [...trainSet, ...valSet, ...testSet]);
+  if (filled) console.error(`trunk pass: ${filled} messages on the native runtime`);
   const result = trainClassifier(clf, trainSet, valSet, {
     features,
     epochs: flags.epochs, batchSize: flags.batchSize, maxTokens, seed: flags.seed, evalEvery: flags.evalEvery,
@@ -211,14 +222,19 @@ async function train(flags: TrainFlags): Promise<void> {
   clf.dispose();
 }
 
-interface EvalFlags { model: string; data: string; base?: string; batchSize: number; json?: boolean; backend: BackendName; kind: 'email' | 'sms' | 'other'; threshold: number }
+interface EvalFlags {
+  model: string; data: string; base?: string; batchSize: number; json?: boolean;
+  backend: BackendName; inference: InferenceName; kind: 'email' | 'sms' | 'other'; threshold: number;
+}
 
 async function evalCommand(flags: EvalFlags): Promise<void> {
-  await useBackend(flags.backend);
+  await useBackend(flags.backend, flags.inference);
   const { classifier: clf, info } = await loadCheckpoint(resolve(flags.model), { basePath: flags.base });
   const rows = await readLabeledCsv(resolve(flags.data));
   const set = encodeExamples(rows, info.maxTokens);
-  const r = evaluate(clf, set, { batchSize: flags.batchSize, features: defaultFeatures(clf, info.maxTokens) });
+  const features = defaultFeatures(clf, info.maxTokens);
+  await warmTrunk(features, clf, set);
+  const r = evaluate(clf, set, { batchSize: flags.batchSize, features });
   const m = computeMetrics(set.map((e) => e.label), r.predictions, clf.options.numClasses);
   clf.dispose();
   if (clf.options.numClasses !== 2) {
@@ -276,38 +292,62 @@ async function readHead(path: string): Promise<HeadInit> {
 
 async function classify(
   texts: string[],
-  flags: { model?: string; weights?: string; head?: string; maxTokens?: number; threshold: number; json?: boolean; backend: BackendName; pooling: Pooling; causalMask: boolean },
+  flags: {
+    model?: string; weights?: string; head?: string; maxTokens?: number; threshold: number; json?: boolean;
+    backend: BackendName; inference: InferenceName; pooling: Pooling; causalMask: boolean;
+  },
 ): Promise<void> {
-  await useBackend(flags.backend);
+  await useBackend(flags.backend, flags.inference);
   const inputs = texts.length ? texts : await readStdinLines();
-  let clf: GPT2Classifier;
+  const rt = nativeRuntime();
+  let source: LogitsSource;
   let maxTokens: number;
   let names = LABEL_NAMES;
+  let release: () => Promise<void> | void;
   if (flags.weights) {
     const head = flags.head ? await readHead(resolve(flags.head)) : undefined;
     const base = await loadGPT2(resolve(flags.weights));
     const numClasses = head ? head.bias.length : 2;
-    clf = new GPT2Classifier(base, { numClasses, pooling: flags.pooling, attention: flags.causalMask ? 'causal' : 'bidirectional' }, head);
+    const clf = new GPT2Classifier(base, { numClasses, pooling: flags.pooling, attention: flags.causalMask ? 'causal' : 'bidirectional' }, head);
     maxTokens = Math.min(flags.maxTokens ?? clf.config.nPositions, clf.config.nPositions);
     names = labelNames(numClasses);
+    source = rt ? await NativeClassifier.create(rt, await classifierWeights(clf, 'logits'), 'logits') : new TfjsLogits(clf);
+    release = async () => {
+      if (source instanceof NativeClassifier) await source.dispose();
+      clf.dispose();
+    };
   } else {
-    const loaded = await loadCheckpoint(resolve(flags.model ?? join(gptspamHome(), 'model')));
-    clf = loaded.classifier;
-    maxTokens = loaded.info.maxTokens;
-    names = loaded.info.labelNames;
+    const dir = resolve(flags.model ?? join(gptspamHome(), 'model'));
+    if (rt) {
+      // Straight from the checkpoint's files: no tfjs copy of the weights.
+      const weights = await checkpointWeights(dir, 'logits');
+      const native = await NativeClassifier.create(rt, weights, 'logits');
+      const { info } = weights;
+      source = native;
+      maxTokens = info.maxTokens;
+      names = info.labelNames;
+      release = () => native.dispose();
+    } else {
+      const loaded = await loadCheckpoint(dir);
+      source = new TfjsLogits(loaded.classifier);
+      maxTokens = loaded.info.maxTokens;
+      names = loaded.info.labelNames;
+      release = () => loaded.classifier.dispose();
+    }
   }
-  const examples = inputs.map((text) => ({ ids: encode(text, maxTokens), label: 0 }));
-  // One text at a time, unpadded (only `last` pooling pads, to the training width, as the chapter).
-  const direct = new DirectFeatures(clf, clf.options.pooling === 'last' ? maxTokens : undefined);
-  examples.forEach((ex, i) => {
-    const logits = withFeatures(direct, [ex], (f) => tf.tidy(() => clf.logitsFromFeatures(f).dataSync() as Float32Array));
-    const probs = softmax(Array.from(logits));
+  // Batched by length (BatchScorer); each text's logits are what it gets alone (only `last` pooling pads, to
+  // the training width, as the chapter).
+  const scorer = new BatchScorer(source, { maxTokens, batchSize: 16 });
+  const all = await scorer.scoreMany(inputs);
+  all.forEach((logits, i) => {
+    const probs = softmax(logits);
     const spam = names.length === 2 ? probs[1]! : NaN;
     const label = names.length === 2 ? (spam >= flags.threshold ? names[1]! : names[0]!) : names[probs.indexOf(Math.max(...probs))]!;
-    if (flags.json) console.log(JSON.stringify({ index: i, label, spamProbability: spam, probabilities: probs, logits: Array.from(logits), tokens: ex.ids.length }));
+    const tokens = encode(inputs[i]!, maxTokens).length;
+    if (flags.json) console.log(JSON.stringify({ index: i, label, spamProbability: spam, probabilities: probs, logits, tokens }));
     else console.log(`${label}\t${Number.isNaN(spam) ? '' : spam.toFixed(4)}\t${oneLine(inputs[i]!)}`);
   });
-  clf.dispose();
+  await release();
 }
 
 function softmax(xs: number[]): number[] {

@@ -39,12 +39,13 @@ function buildConnectors(config: DaemonConfig, home: string, services: Connector
   return connectors;
 }
 
-async function serve(flags: { home?: string; host?: string; port?: number; backend?: string }): Promise<void> {
+async function serve(flags: { home?: string; host?: string; port?: number; backend?: string; inference?: string }): Promise<void> {
   const home = gptspamHome(flags.home);
   const config = await loadConfig(home);
   if (flags.host) config.server.host = flags.host;
   if (flags.port !== undefined) config.server.port = flags.port;
   if (flags.backend) config.backend = flags.backend as DaemonConfig['backend'];
+  if (flags.inference) config.inference = flags.inference as DaemonConfig['inference'];
   const logger = createLogger(config.logLevel);
   const daemon = await Daemon.start({
     home, config, logger,
@@ -152,6 +153,7 @@ export function registerServeCommands(program: Command): void {
     .option('--host <addr>', 'address to listen on (default from config: 127.0.0.1)')
     .option('--port <n>', 'port (default from config: 8025)', port)
     .addOption(new Option('--backend <name>', 'tensor backend').choices(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']))
+    .addOption(new Option('--inference <name>', 'what scores and fills the trunk cache (default from config: auto)').choices(['auto', 'native', 'tfjs']))
     .action(serve);
 
   program

@@ -1,5 +1,5 @@
 /** What the daemon asks a training process to do, and what the process reports back (one JSON object a line). */
-import type { BackendName } from '../../model/backend.ts';
+import type { BackendName, InferenceName } from '../../model/backend.ts';
 import type { OperatingPointOptions } from '../../model/calibration.ts';
 import type { TrainableLayers } from '../../model/classifier.ts';
 import type { ModelCalibration } from '../verdicts.ts';
@@ -15,6 +15,8 @@ export interface TrainJob {
   /** The new model's checkpoint folder. */
   outDir: string;
   backend: BackendName;
+  /** What runs the frozen-trunk pass (training itself is always tfjs). */
+  inference: InferenceName;
   base: BaseSpec;
   layers: TrainableLayers;
   maxTokens: number;

@@ -114,7 +114,7 @@ export class TrainingRunner extends EventEmitter {
       const m = this.config.model;
       const v = this.config.verdicts;
       const job: TrainJob = {
-        home: this.home, version, outDir, backend: this.config.backend, base,
+        home: this.home, version, outDir, backend: this.config.backend, inference: this.config.inference, base,
         layers: m.layers, maxTokens: m.maxTokens, epochs: m.epochs, batchSize: m.batchSize,
         learningRate: base.kind === 'scratch' ? m.scratchLearningRate : m.learningRate,
         corpora: {

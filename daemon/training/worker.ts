@@ -7,12 +7,13 @@
 import { writeSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { initBackend } from '../../model/backend.ts';
+import { initBackend, initInference } from '../../model/backend.ts';
 import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from '../../model/checkpoint.ts';
 import { GPT2Classifier, type TrainableLayers } from '../../model/classifier.ts';
 import { SCRATCH_SIZES, type GPT2Config } from '../../model/config.ts';
 import { computeMetrics } from '../../model/metrics.ts';
 import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier, type EncodedExample } from '../../model/train.ts';
+import { warmTrunk } from '../../model/native/trunk.ts';
 import { TrunkCache } from '../../model/trunk-cache.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { calibrate } from '../verdicts.ts';
@@ -71,6 +72,7 @@ function sameConfig(a: GPT2Config, b: GPT2Config): boolean {
 async function run(job: TrainJob): Promise<void> {
   const started = performance.now();
   await initBackend(job.backend, { log });
+  await initInference(job.inference, { log });
 
   report({ type: 'progress', phase: 'preparing data', step: 0, totalSteps: 0, epoch: 0, loss: null, etaSeconds: null });
   const corpora: LabelledText[] = [];
@@ -112,6 +114,8 @@ async function run(job: TrainJob): Promise<void> {
   // Activations of the frozen trunk persist across runs on disk: re-fine-tuning only computes new messages'.
   const cache = new TrunkCache({ memoryBytes: 512 * 1024 ** 2, spillDir: join(job.home, 'cache', 'trunk') });
   const features = defaultFeatures(clf, padWidthFor(clf, train, maxTokens), cache);
+  const filled = await warmTrunk(features, clf, [...train, ...validation, ...heldOut]);
+  if (filled) log(`trunk pass: ${filled} messages on the native runtime`);
 
   let lastReport = 0;
   const result = trainClassifier(clf, train, validation, {
