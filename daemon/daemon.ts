@@ -9,6 +9,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { initBackend } from '../model/backend.ts';
 import type { DaemonConfig } from './config.ts';
+import { Explanations } from './explain/service.ts';
 import { ModelHost } from './model-host.ts';
 import { Scoring } from './scoring.ts';
 import { ApiServer } from './server.ts';
@@ -61,6 +62,7 @@ export class Daemon {
     readonly scoring: Scoring,
     readonly runner: TrainingRunner,
     readonly server: ApiServer,
+    readonly explanations: Explanations,
   ) {}
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -75,13 +77,14 @@ export class Daemon {
       const host = new ModelHost();
       const scoring = new Scoring(store, host, config.thresholds);
       const runner = new TrainingRunner(store, host, config, home, logger);
+      const explanations = new Explanations(store, logger, { backend: config.backend });
       let daemon: Daemon | undefined;
       const server = new ApiServer({
-        store, scoring, runner, host, config, token, logger,
+        store, scoring, runner, host, explanations, config, token, logger,
         backend: backend.description,
         nextRun: () => daemon?.schedule?.getNextRun() ?? null,
       });
-      daemon = new Daemon(opts, store, host, scoring, runner, server);
+      daemon = new Daemon(opts, store, host, scoring, runner, server, explanations);
       daemon.wireEvents();
       await daemon.loadOrTrainModel();
       daemon.address = await server.listen(config.server.host, config.server.port);
@@ -105,6 +108,7 @@ export class Daemon {
     });
     runner.on('run', (run) => server.broadcast({ type: 'training', run: runView(run) }));
     runner.on('model', (model) => server.broadcast({ type: 'model', current: host.version, model: modelView(model, host.version) }));
+    this.explanations.on('explanation', (e: Record<string, unknown>) => server.broadcast({ type: 'explanation', ...e }));
   }
 
   /** A correction made elsewhere (UI, CLI) is applied at its source, e.g. the IMAP message moves to match. */
@@ -188,7 +192,7 @@ export class Daemon {
       await this.schedule?.stop();
       const closing = this.server.close();
       await Promise.allSettled(this.connectors.map((c) => c.stop()));
-      await this.runner.stop();
+      await Promise.all([this.runner.stop(), this.explanations.stop()]);
       await closing;
       this.host.dispose();
       await this.store.close();

@@ -81,6 +81,14 @@ const MIGRATIONS: string[] = [
      error TEXT
    );
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Explanations (daemon/explain): one per message and model version, the JSON the API answers.
+  `CREATE TABLE explanations (
+     message_id INTEGER NOT NULL REFERENCES messages (id),
+     model_version INTEGER NOT NULL,
+     created_at TEXT NOT NULL,
+     explanation TEXT NOT NULL,
+     PRIMARY KEY (message_id, model_version)
+   );`,
 ];
 
 export interface NewMessage {
