@@ -15,6 +15,8 @@ import { renderTrainingCurvesSvg } from '../../model/plot.ts';
 import { SafetensorsFile } from '../../model/safetensors.ts';
 import { decode, encode } from '../../model/tokenizer.ts';
 import { DirectFeatures } from '../../model/features.ts';
+import { Explainer } from '../../model/explain.ts';
+import { formatExplanation, printable } from './explain-format.ts';
 import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier, withFeatures } from '../../model/train.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { gptspamHome } from '../home.ts';
@@ -98,6 +100,7 @@ export function registerModelCommands(program: Command, modelCommand: Command): 
       .option('--max-tokens <n>', 'with --weights: truncation length', int('--max-tokens'))
       .option('--threshold <p>', 'spam when the spam probability is at least this', Number, 0.5)
       .option('--json', 'one JSON object per text, with raw logits')
+      .option('--explain', 'which words pushed towards spam or ham (integrated gradients; seconds per text on a CPU)')
       .addOption(backendOption()),
   ).action(classify);
 
@@ -241,7 +244,7 @@ async function readHead(path: string): Promise<HeadInit> {
 
 async function classify(
   texts: string[],
-  flags: { model?: string; weights?: string; head?: string; maxTokens?: number; threshold: number; json?: boolean; backend: BackendName; pooling: Pooling; causalMask: boolean },
+  flags: { model?: string; weights?: string; head?: string; maxTokens?: number; threshold: number; json?: boolean; explain?: boolean; backend: BackendName; pooling: Pooling; causalMask: boolean },
 ): Promise<void> {
   await useBackend(flags.backend);
   const inputs = texts.length ? texts : await readStdinLines();
@@ -264,15 +267,32 @@ async function classify(
   const examples = inputs.map((text) => ({ ids: encode(text, maxTokens), label: 0 }));
   // One text at a time, unpadded (only `last` pooling pads, to the training width, as the chapter).
   const direct = new DirectFeatures(clf, clf.options.pooling === 'last' ? maxTokens : undefined);
+  const explainer = flags.explain ? explainerFor(clf, maxTokens, names) : undefined;
   examples.forEach((ex, i) => {
     const logits = withFeatures(direct, [ex], (f) => tf.tidy(() => clf.logitsFromFeatures(f).dataSync() as Float32Array));
     const probs = softmax(Array.from(logits));
     const spam = names.length === 2 ? probs[1]! : NaN;
     const label = names.length === 2 ? (spam >= flags.threshold ? names[1]! : names[0]!) : names[probs.indexOf(Math.max(...probs))]!;
-    if (flags.json) console.log(JSON.stringify({ index: i, label, spamProbability: spam, probabilities: probs, logits: Array.from(logits), tokens: ex.ids.length }));
-    else console.log(`${label}\t${Number.isNaN(spam) ? '' : spam.toFixed(4)}\t${oneLine(inputs[i]!)}`);
+    const explanation = explainer?.explain(inputs[i]!);
+    if (flags.json) console.log(JSON.stringify({ index: i, label, spamProbability: spam, probabilities: probs, logits: Array.from(logits), tokens: ex.ids.length, ...(explanation ? { explanation } : {}) }));
+    else {
+      console.log(`${label}\t${Number.isNaN(spam) ? '' : spam.toFixed(4)}\t${oneLine(inputs[i]!)}`);
+      if (explanation) console.log(formatExplanation(explanation, { color: process.stdout.isTTY === true && !process.env.NO_COLOR }).join('\n'));
+    }
   });
+  explainer?.dispose();
   clf.dispose();
+}
+
+/** Explains spam minus ham (by label name; classes 1 and 0 for models without those names). */
+function explainerFor(clf: GPT2Classifier, maxTokens: number, names: string[]): Explainer {
+  const index = (name: string, fallback: number) => (names.includes(name) ? names.indexOf(name) : fallback);
+  return new Explainer(clf, {
+    maxTokens,
+    width: clf.options.pooling === 'last' ? maxTokens : undefined,
+    positiveClass: index('spam', 1),
+    negativeClass: index('ham', 0),
+  });
 }
 
 function softmax(xs: number[]): number[] {
@@ -283,7 +303,7 @@ function softmax(xs: number[]): number[] {
 }
 
 function oneLine(s: string): string {
-  const flat = s.replace(/\s+/g, ' ');
+  const flat = printable(s);
   return flat.length > 60 ? `${flat.slice(0, 57)}...` : flat;
 }
 
