@@ -37,6 +37,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GPT2Classifier } from './classifier.ts';
 import type { GPT2 } from './gpt2.ts';
 import { decode, encode, PAD_TOKEN_ID } from './tokenizer.ts';
+import { wasmBytesNeeded } from './weights.ts';
 
 export const EXPLANATION_METHOD = 'integrated-gradients';
 export const EXPLANATION_BASELINE = 'zero-token-embeddings';
@@ -81,6 +82,10 @@ export const DEFAULT_EXPLAIN_OPTIONS: Omit<ExplainOptions, 'maxTokens'> = {
  * a 4 GB heap, four abort it.
  */
 const BATCH_ACTIVATIONS = 128 * 768 * 12;
+
+/** wasm heap growth per unit of BATCH_ACTIVATIONS (measured: ~1 GB for one 128-token row of GPT-2-124M). */
+const HEAP_BYTES_PER_ACTIVATION = 900;
+const WASM_HEAP_LIMIT = 4 * 1024 ** 3;
 
 /** Baseline ends kept per explainer (one per text length seen, most recent). */
 const BASELINE_CACHE = 32;
@@ -172,6 +177,11 @@ export class Explainer {
   ) {
     this.options = { ...DEFAULT_EXPLAIN_OPTIONS, ...options };
     checkOptions(classifier, this.options);
+    // The widest batch any text can make: one row of the widest text, or the activation budget's worth of rows.
+    const cfg = classifier.config;
+    const widest = Math.max(this.options.maxTokens, this.options.width ?? 0);
+    const perRow = cfg.nEmbd * cfg.nLayer;
+    checkFitsWasm(cfg, this.options.rowsPerBatch ? this.options.rowsPerBatch * widest : Math.max(widest, Math.floor(BATCH_ACTIVATIONS / perRow)));
     this.view = classifier.gpt.withConstantWeights();
   }
 
@@ -342,6 +352,22 @@ function checkOptions(clf: GPT2Classifier, o: ExplainOptions): void {
   const first = o.initialSegments * (o.points - 1) + 1;
   if (o.maxEvaluations < first) throw new Error(`explain: maxEvaluations ${o.maxEvaluations} is less than the ${first} nodes of the first pass`);
   if (o.rowsPerBatch !== undefined && !(Number.isInteger(o.rowsPerBatch) && o.rowsPerBatch >= 1)) throw new Error('explain: rowsPerBatch must be a positive integer');
+}
+
+/**
+ * On wasm, refuses before allocating what cannot fit its 4 GiB heap (running out aborts or hangs the process):
+ * the model, its packed copies, and the activations a batch of `tokens` keeps for its backward pass.
+ */
+function checkFitsWasm(cfg: GPT2Classifier['config'], tokens: number): void {
+  if (tf.getBackend() !== 'wasm') return;
+  const activations = tokens * cfg.nEmbd * cfg.nLayer * HEAP_BYTES_PER_ACTIVATION;
+  const need = wasmBytesNeeded(cfg) + Math.max(0, activations - 0.6 * 1024 ** 3);
+  if (need > WASM_HEAP_LIMIT) {
+    throw new Error(
+      `explaining ${tokens} tokens with this ${cfg.nLayer}-layer, ${cfg.nEmbd}-wide model needs about ${(need / 1024 ** 3).toFixed(1)} GiB ` +
+        'on the wasm backend, more than its 4 GiB: use fewer tokens, a smaller GPT-2, or --backend node / gpu',
+    );
+  }
 }
 
 /** The tolerance on the summed segment errors: relative to F(e) − F(b), with an absolute floor. */

@@ -6,7 +6,8 @@
  * whole last block) takes hours on a laptop CPU, so it is timed over `--naive-steps` steps and extrapolated to
  * 5 epochs; the cached path is timed for real on `--subset` training messages (default: all) and its parts
  * (trunk pass per message, training step) are reported so the full-job figure is explicit arithmetic. Then the
- * daemon's re-fine-tuning after 100 new corrections is run for real on the trained model.
+ * daemon's re-fine-tuning after 100 new corrections is run for real on the trained model, and a 128-token message
+ * is explained (integrated gradients, test/bench/explain.ts).
  *
  * Options: --backend NAME  --naive-steps N (3)  --subset N (all)  --epochs N (5)  --score N (the test split after the 100 used as corrections)
  */
@@ -28,6 +29,7 @@ import { encodeExamples, trainClassifier, withFeatures, type EncodedExample } fr
 import { initGPT2 } from '../../model/weights.ts';
 import { refineSet } from '../../daemon/training/corpus.ts';
 import { SHARED } from '../helpers/fixture.ts';
+import { benchExplain } from './explain.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -147,6 +149,9 @@ await scorer.scoreMany(split.test.slice(100, 100 + scoreSet.length).map((r) => r
 const batched = scoreSet.length / secs(t0);
 log(`scoring: ${oneAtATime.toFixed(1)} msg/s one at a time, ${batched.toFixed(1)} msg/s batched`);
 
+// 5. "Why is this spam?": integrated gradients for a 128-token message on the fine-tuned model.
+const explain = benchExplain(fresh, log);
+
 console.log(JSON.stringify({
   backend: backend.name,
   backendDescription: backend.description,
@@ -166,6 +171,7 @@ console.log(JSON.stringify({
     refine_after_100_corrections_s: +refineSeconds.toFixed(1),
   },
   scoring_msgs_per_s: { one_at_a_time: +oneAtATime.toFixed(1), batched: +batched.toFixed(1), messages: scoreSet.length },
+  explain_128_tokens: explain,
   peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
 }));
 process.exit(0);

@@ -155,6 +155,15 @@ describe('integrated gradients on the fixture model', () => {
     assert.throws(() => new Explainer(clf, { maxTokens: 64, maxEvaluations: 2 }), /maxEvaluations 2/);
     clf.dispose();
   });
+
+  test('a model whose explanation cannot fit the wasm heap is refused before anything is allocated', () => {
+    // GPT-2-355M's shape (weights never made: the check reads only the configuration) at 128 tokens.
+    const big = { config: { vocabSize: 50257, nPositions: 1024, nEmbd: 1024, nLayer: 24, nHead: 16, layerNormEpsilon: 1e-5 }, options: { numClasses: 2 } };
+    assert.throws(() => new Explainer(big as unknown as GPT2Classifier, { maxTokens: 128 }), /needs about \d+\.\d GiB on the wasm backend/);
+    // GPT-2-124M's shape fits.
+    const small = { ...big, config: { ...big.config, nEmbd: 768, nLayer: 12, nHead: 12 } };
+    assert.throws(() => new Explainer(small as unknown as GPT2Classifier, { maxTokens: 128 }), /withConstantWeights/, 'passes the check, then needs a real model');
+  });
 });
 
 describe('token texts and words', () => {
