@@ -48,15 +48,15 @@ export class GPT2 {
 
   /**
    * A view of this model (same weight tensors, same LoRA adapters) whose projections treat their weights as
-   * constants: a gradient flows to their input only, through a transposed copy of each weight made once. That is
-   * what gradients with respect to the input need (integrated gradients): no weight gradient is computed, which
-   * halves the backward pass, and no transposed matMul runs (12-45x slower on wasm). `releaseConstants()` frees
-   * the copies; the weights stay with this model.
+   * constants: a gradient flows to their input only. That is what gradients with respect to the input need
+   * (integrated gradients): no weight gradient is computed, which halves the backward pass, and the MLP keeps less
+   * for it (`geluNewLean`). `releaseConstants()` frees the merged or sliced copies it makes; the weights stay with
+   * this model.
    */
-  withConstantWeights(opts: { cacheTransposes?: boolean } = {}): GPT2 {
+  withConstantWeights(): GPT2 {
     const view = new GPT2(this.config, this.weights);
     for (const [name, adapter] of this.lora) view.lora.set(name, adapter);
-    view.constants = new ConstantProjections((name) => view.w(name), view.lora, opts.cacheTransposes ?? false);
+    view.constants = new ConstantProjections((name) => view.w(name), view.lora);
     return view;
   }
 

@@ -74,22 +74,22 @@ export function geluNew(u: tf.Tensor): tf.Tensor {
 }
 
 /**
- * gelu_new with its derivative written out, keeping only its input for the backward pass: tfjs would keep the
- * nine intermediates of `geluNew`, and the MLP's [T, 4E] activations are most of a block's memory. Used for
- * input gradients (integrated gradients), where they decide how many tokens fit in one batch.
+ * gelu_new with its derivative written out, keeping only its input and its tanh for the backward pass: tfjs
+ * would keep the nine intermediates of `geluNew` (the MLP's [T, 4E] activations are most of a block's memory),
+ * and tanh, slow on wasm, is not computed again. Used for input gradients (integrated gradients), where memory
+ * decides how many tokens fit in one batch.
  */
 export const geluNewLean: (u: tf.Tensor) => tf.Tensor = tf.customGrad((...args: CustomArgs) => {
   const [u, save] = args as [tf.Tensor, tf.GradSaveFunc];
-  save([u]);
+  const t = tf.tanh(tf.mul(tf.add(u, tf.mul(tf.mul(tf.mul(u, u), u), 0.044715)), GELU_C));
+  save([u, t]);
   return {
-    value: geluNew(u),
+    value: tf.mul(tf.mul(u, 0.5), tf.add(t, 1)),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const x = saved[0]!;
-      const x2 = tf.mul(x, x);
-      const t = tf.tanh(tf.mul(tf.mul(x, tf.add(tf.mul(x2, 0.044715), 1)), GELU_C));
+      const [x, th] = saved as [tf.Tensor, tf.Tensor];
       // d/du 0.5·u·(1 + tanh z), z = c·(u + 0.044715·u³): 0.5·(1 + tanh z) + 0.5·u·(1 − tanh² z)·c·(1 + 3·0.044715·u²)
-      const outer = tf.mul(tf.add(t, 1), 0.5);
-      const inner = tf.mul(tf.mul(tf.mul(x, 0.5 * GELU_C), tf.sub(1, tf.mul(t, t))), tf.add(tf.mul(x2, 3 * 0.044715), 1));
+      const outer = tf.mul(tf.add(th, 1), 0.5);
+      const inner = tf.mul(tf.mul(tf.mul(x, 0.5 * GELU_C), tf.sub(1, tf.mul(th, th))), tf.add(tf.mul(tf.mul(x, x), 3 * 0.044715), 1));
       return [tf.mul(dy, tf.add(outer, inner))];
     },
   };
