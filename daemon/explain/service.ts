@@ -119,7 +119,7 @@ export class Explanations extends EventEmitter {
     });
     this.child = child;
     try {
-      setPriority(child.pid!, NICENESS);
+      if (child.pid !== undefined) setPriority(child.pid, NICENESS);
     } catch (err) {
       this.logger.debug({ err: (err as Error).message }, 'could not lower the explanation process priority');
     }
@@ -130,15 +130,17 @@ export class Explanations extends EventEmitter {
       this.logger.debug({ line }, 'explanation process');
     });
     child.on('message', (reply: ExplainReply) => void this.onReply(reply));
-    child.on('exit', (code, signal) => {
+    const failAll = (why: string) => {
       if (this.child === child) this.child = undefined;
-      if (this.jobs.size === 0) return;
-      const why = `the explanation process ended (${signal ?? `exit code ${code}`})${stderrTail.length ? `: ${stderrTail.slice(-3).join(' | ')}` : ''}`;
       for (const [id, job] of this.jobs) {
         this.jobs.delete(id);
         this.fail(job, why);
       }
-    });
+    };
+    child.on('error', (err) => failAll(`the explanation process failed: ${err.message}`));
+    child.on('exit', (code, signal) =>
+      failAll(`the explanation process ended (${signal ?? `exit code ${code}`})${stderrTail.length ? `: ${stderrTail.slice(-3).join(' | ')}` : ''}`),
+    );
     this.logger.info({ pid: child.pid }, 'explanation process started');
     return child;
   }
@@ -172,7 +174,9 @@ export class Explanations extends EventEmitter {
 
   private fail(job: Job, error: string): void {
     this.pending.delete(job.key);
-    this.failures.set(job.key, { error, at: Date.now() });
+    const now = Date.now();
+    for (const [key, f] of this.failures) if (now - f.at >= FAILURE_MEMORY_MS) this.failures.delete(key);
+    this.failures.set(job.key, { error, at: now });
     this.logger.warn({ message: job.messageId, version: job.version, err: error }, 'explanation failed');
     this.emit('explanation', { messageId: job.messageId, modelVersion: job.version, error });
   }
