@@ -28,7 +28,7 @@
  * of the tolerance are halved until the summed absolute errors (a bound on the total's error) are within
  * tolerance, or the evaluation budget is spent (reported as not converged). The default is the 3-point rule
  * (Simpson's: exact to degree 3), whose halving reuses the old midpoint and costs 2 new nodes; measured on the
- * fixture, from-scratch and 124M models it reaches 5 % with fewer evaluations than the 4- or 5-point rules
+ * fixture and on a from-scratch model it reaches 5 % with fewer evaluations than the 4- or 5-point rules
  * (see README).
  *
  * Cost: one forward + backward pass per node (input gradients only: weights held constant), nodes batched.
