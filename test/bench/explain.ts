@@ -40,6 +40,8 @@ export interface ExplainBench {
   next_evaluations: number;
   /** One gradient evaluation (a forward and backward pass of the 128 tokens), averaged. */
   per_evaluation_s: number;
+  /** CPU seconds (all threads) of the two: unlike wall time, hardly changed by other processes on the machine. */
+  cpu_s: number;
   relative_gaps: number[];
   converged: boolean;
 }
@@ -47,10 +49,12 @@ export interface ExplainBench {
 export function benchExplain(clf: GPT2Classifier, log: (s: string) => void = () => undefined): ExplainBench {
   const [a, b] = messages(EXPLAIN_TOKENS);
   const explainer = new Explainer(clf, { maxTokens: EXPLAIN_TOKENS });
+  const cpu0 = process.cpuUsage();
   try {
     const first = explainer.explain(a);
     log(`explain, first of its length: ${first.seconds.toFixed(2)} s, ${first.quadrature.evaluations} evaluations, gap ${(100 * first.relativeGap).toFixed(2)}%`);
     const next = explainer.explain(b);
+    const cpu = process.cpuUsage(cpu0);
     log(`explain, next: ${next.seconds.toFixed(2)} s, ${next.quadrature.evaluations} evaluations, gap ${(100 * next.relativeGap).toFixed(2)}%`);
     return {
       tokens: first.tokens.length,
@@ -59,6 +63,7 @@ export function benchExplain(clf: GPT2Classifier, log: (s: string) => void = () 
       next_s: +next.seconds.toFixed(2),
       next_evaluations: next.quadrature.evaluations,
       per_evaluation_s: +((first.seconds + next.seconds) / (first.quadrature.evaluations + next.quadrature.evaluations)).toFixed(3),
+      cpu_s: +((cpu.user + cpu.system) / 1e6).toFixed(1),
       relative_gaps: [first.relativeGap, next.relativeGap].map((g) => +g.toFixed(4)),
       converged: first.converged && next.converged,
     };
