@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { join } from 'node:path';
+import { Store } from '../../daemon/store.ts';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 
 interface MessageView {
@@ -101,6 +103,31 @@ test('unknown message, unknown version, bad version: clear errors', async () => 
   assert.match(((await noVersion.json()) as { error: string }).error, /no model version 42/);
   assert.equal((await d.fetch(`/api/messages/${message.id}/explanation?version=abc`)).status, 400);
   assert.equal((await fetch(`${d.url}/api/messages/${message.id}/explanation`)).status, 401);
+});
+
+test('a model version that cannot be loaded: the failure is announced and answered with its reason, and the process lives on', async () => {
+  // A version whose checkpoint folder is gone (as after a manual clean-up), recorded beside the daemon's own.
+  const store = await Store.open(join(d.home, 'gptspam.db'));
+  await store.insertModel({
+    version: 99, createdAt: new Date().toISOString(), dir: join(d.home, 'models', 'versions', 'gone'), base: 'scratch-tiny', baseHash: 'x',
+    trainingSize: 0, corrections: 0, metrics: null, compared: null, status: 'rejected', runId: null,
+  });
+  await store.close();
+  const { message } = await d.api<{ message: MessageView }>('POST', '/api/messages', { body: 'Call now to claim', externalId: 'why-5' });
+  const ws = await d.events();
+  try {
+    assert.equal((await d.fetch(`/api/messages/${message.id}/explanation?version=99`)).status, 202);
+    const event = await ws.waitFor((e) => e.type === 'explanation' && e.messageId === message.id, 60_000);
+    assert.equal(event.modelVersion, 99);
+    assert.match(String(event.error), /classifier\.json/);
+  } finally {
+    ws.close();
+  }
+  const failed = await d.fetch(`/api/messages/${message.id}/explanation?version=99`);
+  assert.equal(failed.status, 500);
+  assert.match(((await failed.json()) as { error: string }).error, /the explanation failed: .*classifier\.json/);
+  // The current version is still explained.
+  assert.equal((await d.fetch(`/api/messages/${message.id}/explanation`)).status, 202);
 });
 
 test('a clean shutdown also ends the explanation process', async () => {
