@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { initBackend, initInference } from '../model/backend.ts';
 import type { DaemonConfig } from './config.ts';
 import { ensurePrivateHome } from './home.ts';
+import { Explanations } from './explain/service.ts';
 import { ModelHost } from './model-host.ts';
 import { Scoring } from './scoring.ts';
 import { ApiServer } from './server.ts';
@@ -64,6 +65,7 @@ export class Daemon {
     readonly scoring: Scoring,
     readonly runner: TrainingRunner,
     readonly server: ApiServer,
+    readonly explanations: Explanations,
   ) {}
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -79,13 +81,14 @@ export class Daemon {
       const host = new ModelHost((line) => logger.warn(line));
       const scoring = new Scoring(store, host, config.verdicts);
       const runner = new TrainingRunner(store, host, config, home, logger);
+      const explanations = new Explanations(store, logger, { backend: config.backend });
       let daemon: Daemon | undefined;
       const server = new ApiServer({
-        store, scoring, runner, host, config, token, logger,
+        store, scoring, runner, host, explanations, config, token, logger,
         backend: `${backend.description}; ${inference.description}`,
         nextRun: () => daemon?.schedule?.getNextRun() ?? null,
       });
-      daemon = new Daemon(opts, store, host, scoring, runner, server);
+      daemon = new Daemon(opts, store, host, scoring, runner, server, explanations);
       daemon.wireEvents();
       await daemon.loadOrTrainModel();
       daemon.address = await server.listen(config.server.host, config.server.port);
@@ -109,6 +112,7 @@ export class Daemon {
     });
     runner.on('run', (run) => server.broadcast({ type: 'training', run: runView(run) }));
     runner.on('model', (model) => server.broadcast({ type: 'model', current: host.version, model: modelView(model, host.version) }));
+    this.explanations.on('explanation', (e: Record<string, unknown>) => server.broadcast({ type: 'explanation', ...e }));
   }
 
   /** A correction made elsewhere (UI, CLI) is applied at its source, e.g. the IMAP message moves to match. */
@@ -197,7 +201,7 @@ export class Daemon {
       await this.schedule?.stop();
       const closing = this.server.close();
       await Promise.allSettled(this.connectors.map((c) => c.stop()));
-      await this.runner.stop();
+      await Promise.all([this.runner.stop(), this.explanations.stop()]);
       await closing;
       this.host.dispose();
       await this.store.close();

@@ -12,6 +12,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { renderRocSvg, renderTrainingCurvesSvg, type CurveMetric } from '../model/plot.ts';
 import type { DaemonConfig } from './config.ts';
 import { createHostPolicy, type HostPolicy } from './host-check.ts';
+import { explanationResponse } from './explain/http.ts';
+import type { Explanations } from './explain/service.ts';
 import type { ModelHost } from './model-host.ts';
 import { UnknownMessageError, type Scoring } from './scoring.ts';
 import type { MessageFilter, Store } from './store.ts';
@@ -47,6 +49,7 @@ export interface ApiContext {
   scoring: Scoring;
   runner: TrainingRunner;
   host: ModelHost;
+  explanations: Explanations;
   config: DaemonConfig;
   backend: string;
   token: string;
@@ -246,6 +249,10 @@ export class ApiServer {
     if (route === 'POST /api/messages/batch') return sendJson(res, 200, await this.scoreBatch(await readJson(req)));
     if (route === 'POST /api/labels') return sendJson(res, 200, await this.labelMany(await readJson(req)));
     if ((m = /^GET \/api\/messages\/(\d+)$/.exec(route))) return sendJson(res, 200, await this.messageDetail(intParam(m[1]!, 'message id')));
+    if ((m = /^GET \/api\/messages\/(\d+)\/explanation$/.exec(route))) {
+      const { status, body } = await explanationResponse(this.ctx, intParam(m[1]!, 'message id'), url.searchParams);
+      return sendJson(res, status, body);
+    }
     if ((m = /^POST \/api\/messages\/(\d+)\/label$/.exec(route))) {
       const body = await readJson(req);
       const record = await this.correct(intParam(m[1]!, 'message id'), parseLabel(body.label, true));

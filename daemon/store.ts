@@ -136,6 +136,14 @@ const MIGRATIONS: string[] = [
      account TEXT,
      added_at TEXT NOT NULL
    );`,
+  // Explanations (daemon/explain): one per message and model version, the JSON the API answers.
+  `CREATE TABLE explanations (
+     message_id INTEGER NOT NULL REFERENCES messages (id),
+     model_version INTEGER NOT NULL,
+     created_at TEXT NOT NULL,
+     explanation TEXT NOT NULL,
+     PRIMARY KEY (message_id, model_version)
+   );`,
 ];
 
 export interface NewMessage {

@@ -189,6 +189,18 @@ export class GPT2Classifier {
     return linear(h, this.headWeight, this.headBias) as tf.Tensor2D;
   }
 
+  /**
+   * Class logits [B, classes] from token embeddings [B, T, E] given directly instead of ids (positions are added
+   * here, as for ids): the input integrated gradients differentiates with respect to. `lengths` are the real
+   * tokens per row, as in a TokenBatch. `gpt` may be a view of this model's GPT-2 (`withConstantWeights()`).
+   */
+  logitsFromTokenEmbeddings(tok: tf.Tensor3D, lengths: number[], gpt: GPT2 = this.gpt): tf.Tensor2D {
+    const mode = this.options.attention;
+    const positions = this.poolPositions(lengths, tok.shape[1]);
+    const x = gpt.blocksFrom(gpt.addPositions(tok), lengths, mode);
+    return linear(gpt.finalHiddenAt(x, positions, lengths, mode), this.headWeight, this.headBias) as tf.Tensor2D;
+  }
+
   /** Class logits for a batch, [B, classes]. */
   logits(batch: TokenBatch): tf.Tensor2D {
     return tf.tidy(() => {

@@ -9,7 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT2Config } from './config.ts';
-import { embeddingLookup, geluNew, layerNorm, linear, matMul, swapLast } from './ops.ts';
+import { ConstantProjections } from './constant-projections.ts';
+import { embeddingLookup, geluNew, geluNewLean, layerNorm, linear, matMul, swapLast } from './ops.ts';
 import type { WeightMap } from './weights.ts';
 
 export type AttentionMode = 'causal' | 'bidirectional';
@@ -37,11 +38,32 @@ export class GPT2 {
   readonly lora = new Map<string, LoraAdapter>();
   /** Whether gradients must flow into the embeddings (only when they are trained). */
   trainEmbeddings = false;
+  /** Set on a `withConstantWeights()` view: its projections differentiate with respect to their input only. */
+  private constants: ConstantProjections | undefined;
 
   constructor(
     readonly config: GPT2Config,
     readonly weights: WeightMap,
   ) {}
+
+  /**
+   * A view of this model (same weight tensors, same LoRA adapters) whose projections treat their weights as
+   * constants: a gradient flows to their input only. That is what gradients with respect to the input need
+   * (integrated gradients): no weight gradient is computed, which halves the backward pass, and the MLP keeps less
+   * for it (`geluNewLean`). `releaseConstants()` frees the merged or sliced copies it makes; the weights stay with
+   * this model.
+   */
+  withConstantWeights(): GPT2 {
+    const view = new GPT2(this.config, this.weights);
+    for (const [name, adapter] of this.lora) view.lora.set(name, adapter);
+    view.constants = new ConstantProjections((name) => view.w(name), view.lora);
+    return view;
+  }
+
+  /** Frees what a `withConstantWeights()` view made (no-op on a normal model). */
+  releaseConstants(): void {
+    this.constants?.dispose();
+  }
 
   w(name: string): tf.Tensor {
     const t = this.weights.get(name);
@@ -51,18 +73,28 @@ export class GPT2 {
 
   /** x = wte[ids] + wpe[0..T). */
   embed(ids: tf.Tensor2D): tf.Tensor3D {
-    const width = ids.shape[1];
+    return this.addPositions(this.tokenEmbeddings(ids));
+  }
+
+  /** wte[ids], [B, T, E]: the token part of the block input. */
+  tokenEmbeddings(ids: tf.Tensor2D): tf.Tensor3D {
+    const wte = this.w('wte.weight') as tf.Tensor2D;
+    return (this.trainEmbeddings ? embeddingLookup(wte, ids) : tf.gather(wte, ids)) as tf.Tensor3D;
+  }
+
+  /** tok + wpe[0..T): the position part added to token embeddings [B, T, E] (given directly, or from ids). */
+  addPositions(tok: tf.Tensor3D): tf.Tensor3D {
+    const width = tok.shape[1];
     if (width > this.config.nPositions) {
       throw new Error(`sequence of ${width} tokens exceeds the model's context of ${this.config.nPositions}`);
     }
-    const wte = this.w('wte.weight') as tf.Tensor2D;
-    const tok = this.trainEmbeddings ? embeddingLookup(wte, ids) : tf.gather(wte, ids);
     const pos = tf.slice(this.w('wpe.weight'), [0, 0], [width, -1]);
     return tf.add(tok, pos) as tf.Tensor3D;
   }
 
   /** A projection `x · W + b` (columns [from, to) of it), with its LoRA adapter when there is one. */
   project(x: tf.Tensor, prefix: string, cols?: [number, number]): tf.Tensor {
+    if (this.constants) return this.constants.project(x, prefix, cols);
     let w = this.w(`${prefix}.weight`);
     let b = this.w(`${prefix}.bias`);
     const adapter = this.lora.get(`${prefix}.weight`);
@@ -83,7 +115,9 @@ export class GPT2 {
   }
 
   private mlp(x: tf.Tensor, layer: number): tf.Tensor {
-    return this.project(geluNew(this.project(x, `h.${layer}.mlp.c_fc`)), `h.${layer}.mlp.c_proj`);
+    // The constant-weights view (input gradients) keeps less for the backward pass; training keeps tfjs's own gradient.
+    const act = this.constants ? geluNewLean : geluNew;
+    return this.project(act(this.project(x, `h.${layer}.mlp.c_fc`)), `h.${layer}.mlp.c_proj`);
   }
 
   /** [B, T, E] → [B·H, T, D]. */
@@ -136,9 +170,14 @@ export class GPT2 {
 
   /** Embeddings and blocks [0, upTo): the input of block `upTo`. */
   trunk(batch: TokenBatch, mode: AttentionMode, upTo = this.config.nLayer - 1): tf.Tensor3D {
-    let x = this.embed(batch.ids);
-    const width = batch.ids.shape[1];
-    const mask = mode === 'causal' ? causalMask(width) : keyPaddingMask(batch.lengths, width);
+    return this.blocksFrom(this.embed(batch.ids), batch.lengths, mode, upTo);
+  }
+
+  /** Blocks [0, upTo) over a block input x [B, T, E] (embeddings with positions); x is consumed (disposed). */
+  blocksFrom(input: tf.Tensor3D, lengths: number[], mode: AttentionMode, upTo = this.config.nLayer - 1): tf.Tensor3D {
+    let x = input;
+    const width = x.shape[1];
+    const mask = mode === 'causal' ? causalMask(width) : keyPaddingMask(lengths, width);
     // Each block's intermediates are freed as soon as it is done (gradients keep what they need), so the peak is
     // one block's worth, not upTo blocks': on wasm, whose heap cannot shrink or pass 4 GB, that decides how long a
     // batch fits at all.

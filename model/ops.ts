@@ -29,7 +29,7 @@ export const matMul: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.customGrad((
  * far cheaper as (b · dyᵀ)ᵀ: transposing the weight b and packing that fresh matrix for XNNPACK costs more
  * than the product (768×3072, M = 8: 31 ms against 0.7 ms on wasm); the two small transposes cost little.
  */
-function gradOfA(dy: tf.Tensor, b: tf.Tensor): tf.Tensor {
+export function gradOfA(dy: tf.Tensor, b: tf.Tensor): tf.Tensor {
   if (dy.rank === 2 && b.rank === 2) {
     const [m, n] = dy.shape as [number, number];
     const k = b.shape[0]!;
@@ -72,6 +72,28 @@ export function geluNew(u: tf.Tensor): tf.Tensor {
   const inner = tf.mul(tf.add(u, tf.mul(tf.mul(tf.mul(u, u), u), 0.044715)), GELU_C);
   return tf.mul(tf.mul(u, 0.5), tf.add(tf.tanh(inner), 1));
 }
+
+/**
+ * gelu_new with its derivative written out, keeping only its input and its tanh for the backward pass: tfjs
+ * would keep the nine intermediates of `geluNew` (the MLP's [T, 4E] activations are most of a block's memory),
+ * and tanh, slow on wasm, is not computed again. Used for input gradients (integrated gradients), where memory
+ * decides how many tokens fit in one batch.
+ */
+export const geluNewLean: (u: tf.Tensor) => tf.Tensor = tf.customGrad((...args: CustomArgs) => {
+  const [u, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  const t = tf.tanh(tf.mul(tf.add(u, tf.mul(tf.mul(tf.mul(u, u), u), 0.044715)), GELU_C));
+  save([u, t]);
+  return {
+    value: tf.mul(tf.mul(u, 0.5), tf.add(t, 1)),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [x, th] = saved as [tf.Tensor, tf.Tensor];
+      // d/du 0.5·u·(1 + tanh z), z = c·(u + 0.044715·u³): 0.5·(1 + tanh z) + 0.5·u·(1 − tanh² z)·c·(1 + 3·0.044715·u²)
+      const outer = tf.mul(tf.add(th, 1), 0.5);
+      const inner = tf.mul(tf.mul(tf.mul(x, 0.5 * GELU_C), tf.sub(1, tf.mul(th, th))), tf.add(tf.mul(tf.mul(x, x), 3 * 0.044715), 1));
+      return [tf.mul(dy, tf.add(outer, inner))];
+    },
+  };
+});
 
 /**
  * Embedding lookup whose gradient is a scatter-add (the wasm backend has no UnsortedSegmentSum kernel, which

@@ -1,6 +1,7 @@
 // The review page. Message content is written by attackers: it only ever reaches the page as text nodes
 // (el() below), never as HTML.
 import { api, imageUrl, setToken, token, Unauthorized } from './api.js';
+import { explainView } from './explain.js';
 import { connectLive } from './live.js';
 import { renderModel } from './model.js';
 
@@ -18,6 +19,8 @@ export function el(tag, props = {}, ...children) {
   for (const c of children.flat()) if (c !== null && c !== undefined) node.append(typeof c === 'string' ? document.createTextNode(c) : c);
   return node;
 }
+
+const explanation = explainView({ api, el, text: $('detail-text'), box: $('detail-explain') });
 
 const state = {
   filter: 'spam',
@@ -205,6 +208,7 @@ async function openDetail(id) {
     ];
     $('detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
     $('detail-text').textContent = m.text;
+    explanation.show(m);
     $('detail-history').replaceChildren(
       ...m.corrections.map((c) => el('li', {}, `${fmtTime(c.at)}: ${c.label ?? 'correction withdrawn'} (was ${c.previous ?? '—'}, by ${c.origin})`)),
       ...m.verdicts.map((x) => el('li', {}, `${fmtTime(x.scoredAt)}: model v${x.modelVersion} said ${x.label} (${pct(x.spamProbability)})`)),
@@ -235,6 +239,7 @@ function onEvent(e) {
   if (e.type === 'verdict') upsert(e.message, true);
   else if (e.type === 'correction') upsert(e.message, false);
   else if (e.type === 'training' || e.type === 'model') loadStatus().catch(handle);
+  else if (e.type === 'explanation') explanation.onEvent(e);
 }
 
 function onState(s) {
@@ -354,6 +359,7 @@ function init() {
   $('more').addEventListener('click', () => loadMore().catch(handle));
   $('detail-close').addEventListener('click', () => {
     $('detail').hidden = true;
+    explanation.hide();
   });
   document.addEventListener('keydown', onKey);
   if (token()) start();

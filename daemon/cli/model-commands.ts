@@ -21,6 +21,8 @@ import { warmTrunk } from '../../model/native/trunk.ts';
 import { checkpointWeights, classifierWeights } from '../../model/native/weights.ts';
 import { BatchScorer, TfjsLogits, type LogitsSource } from '../../model/scorer.ts';
 import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier } from '../../model/train.ts';
+import { Explainer } from '../../model/explain.ts';
+import { formatExplanation, printable } from './explain-format.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { ensurePrivateHome, gptspamHome } from '../home.ts';
 
@@ -109,6 +111,7 @@ export function registerModelCommands(program: Command, modelCommand: Command): 
       .option('--max-tokens <n>', 'with --weights: truncation length', int('--max-tokens'))
       .option('--threshold <p>', 'spam when the spam probability is at least this', Number, 0.5)
       .option('--json', 'one JSON object per text, with raw logits')
+      .option('--explain', 'which words pushed towards spam or ham (integrated gradients; seconds per text on a CPU)')
       .addOption(backendOption())
       .addOption(inferenceOption()),
   ).action(classify);
@@ -293,7 +296,7 @@ async function readHead(path: string): Promise<HeadInit> {
 async function classify(
   texts: string[],
   flags: {
-    model?: string; weights?: string; head?: string; maxTokens?: number; threshold: number; json?: boolean;
+    model?: string; weights?: string; head?: string; maxTokens?: number; threshold: number; json?: boolean; explain?: boolean;
     backend: BackendName; inference: InferenceName; pooling: Pooling; causalMask: boolean;
   },
 ): Promise<void> {
@@ -304,6 +307,7 @@ async function classify(
   let maxTokens: number;
   let names = LABEL_NAMES;
   let release: () => Promise<void> | void;
+  let tfjsClassifier: () => Promise<GPT2Classifier>;
   if (flags.weights) {
     const head = flags.head ? await readHead(resolve(flags.head)) : undefined;
     const base = await loadGPT2(resolve(flags.weights));
@@ -312,6 +316,7 @@ async function classify(
     maxTokens = Math.min(flags.maxTokens ?? clf.config.nPositions, clf.config.nPositions);
     names = labelNames(numClasses);
     source = rt ? await NativeClassifier.create(rt, await classifierWeights(clf, 'logits'), 'logits') : new TfjsLogits(clf);
+    tfjsClassifier = async () => clf;
     release = async () => {
       if (source instanceof NativeClassifier) await source.dispose();
       clf.dispose();
@@ -326,12 +331,18 @@ async function classify(
       source = native;
       maxTokens = info.maxTokens;
       names = info.labelNames;
-      release = () => native.dispose();
+      let tfjsCopy: GPT2Classifier | undefined;
+      tfjsClassifier = async () => (tfjsCopy ??= (await loadCheckpoint(dir)).classifier);
+      release = async () => {
+        await native.dispose();
+        tfjsCopy?.dispose();
+      };
     } else {
       const loaded = await loadCheckpoint(dir);
       source = new TfjsLogits(loaded.classifier);
       maxTokens = loaded.info.maxTokens;
       names = loaded.info.labelNames;
+      tfjsClassifier = async () => loaded.classifier;
       release = () => loaded.classifier.dispose();
     }
   }
@@ -339,15 +350,33 @@ async function classify(
   // the training width, as the chapter).
   const scorer = new BatchScorer(source, { maxTokens, batchSize: 16 });
   const all = await scorer.scoreMany(inputs);
+  // Explanations need gradients, so the tfjs classifier (loaded now if scoring ran natively).
+  const explainer = flags.explain ? explainerFor(await tfjsClassifier(), maxTokens, names) : undefined;
   all.forEach((logits, i) => {
     const probs = softmax(logits);
     const spam = names.length === 2 ? probs[1]! : NaN;
     const label = names.length === 2 ? (spam >= flags.threshold ? names[1]! : names[0]!) : names[probs.indexOf(Math.max(...probs))]!;
     const tokens = encode(inputs[i]!, maxTokens).length;
-    if (flags.json) console.log(JSON.stringify({ index: i, label, spamProbability: spam, probabilities: probs, logits, tokens }));
-    else console.log(`${label}\t${Number.isNaN(spam) ? '' : spam.toFixed(4)}\t${oneLine(inputs[i]!)}`);
+    const explanation = explainer?.explain(inputs[i]!);
+    if (flags.json) console.log(JSON.stringify({ index: i, label, spamProbability: spam, probabilities: probs, logits, tokens, ...(explanation ? { explanation } : {}) }));
+    else {
+      console.log(`${label}\t${Number.isNaN(spam) ? '' : spam.toFixed(4)}\t${oneLine(inputs[i]!)}`);
+      if (explanation) console.log(formatExplanation(explanation, { color: process.stdout.isTTY === true && !process.env.NO_COLOR }).join('\n'));
+    }
   });
+  explainer?.dispose();
   await release();
+}
+
+/** Explains spam minus ham (by label name; classes 1 and 0 for models without those names). */
+function explainerFor(clf: GPT2Classifier, maxTokens: number, names: string[]): Explainer {
+  const index = (name: string, fallback: number) => (names.includes(name) ? names.indexOf(name) : fallback);
+  return new Explainer(clf, {
+    maxTokens,
+    width: clf.options.pooling === 'last' ? maxTokens : undefined,
+    positiveClass: index('spam', 1),
+    negativeClass: index('ham', 0),
+  });
 }
 
 function softmax(xs: number[]): number[] {
@@ -358,7 +387,7 @@ function softmax(xs: number[]): number[] {
 }
 
 function oneLine(s: string): string {
-  const flat = s.replace(/\s+/g, ' ');
+  const flat = printable(s);
   return flat.length > 60 ? `${flat.slice(0, 57)}...` : flat;
 }
 

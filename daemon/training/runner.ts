@@ -11,7 +11,6 @@ import { EventEmitter } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config.ts';
 import type { ModelHost } from '../model-host.ts';
@@ -20,15 +19,9 @@ import { resolveBaseModel } from './base-model.ts';
 import { resolveSmsCollection } from './sms-corpus.ts';
 import type { LabelledText } from './corpus.ts';
 import type { TrainJob, WorkerReport } from './job.ts';
+import { workerArgs } from '../worker-process.ts';
 
-/**
- * How to start the worker beside this module, wherever the process was started from: in the repository this
- * module is TypeScript and the worker runs through tsx, resolved from here (not from the current folder); in
- * the installed package both are compiled JavaScript and plain Node runs it.
- */
-const FROM_SOURCES = import.meta.url.endsWith('.ts');
-const WORKER = fileURLToPath(new URL(FROM_SOURCES ? './worker.ts' : './worker.js', import.meta.url));
-const WORKER_NODE_ARGS = FROM_SOURCES ? ['--import', import.meta.resolve('tsx')] : [];
+const WORKER = workerArgs(import.meta.url, 'worker');
 
 export class TrainingBusyError extends Error {}
 
@@ -185,7 +178,7 @@ export class TrainingRunner extends EventEmitter {
     await mkdir(jobDir, { recursive: true });
     const jobFile = join(jobDir, 'job.json');
     await writeFile(jobFile, JSON.stringify(job));
-    const child = spawn(process.execPath, [...WORKER_NODE_ARGS, WORKER, jobFile], {
+    const child = spawn(process.execPath, [...WORKER, jobFile], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       env: process.env,
     });

@@ -6,7 +6,8 @@
  * whole last block) takes hours on a laptop CPU, so it is timed over `--naive-steps` steps and extrapolated to
  * 5 epochs; the cached path is timed for real on `--subset` training messages (default: all) and its parts
  * (trunk pass per message, training step) are reported so the full-job figure is explicit arithmetic. Then the
- * daemon's re-fine-tuning after 100 new corrections is run for real on the trained model.
+ * daemon's re-fine-tuning after 100 new corrections is run for real on the trained model, and a 128-token message
+ * is explained (integrated gradients, test/bench/explain.ts).
  *
  * The trunk pass and scoring are then run again on the native inference runtime (ONNX Runtime, when installed)
  * from the same weights, with the speed-up over tfjs, and a process that only scores (what the daemon's model host
@@ -40,6 +41,7 @@ import { writeSafetensors } from '../../model/safetensors.ts';
 import { disposeWeights, initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { refineSet } from '../../daemon/training/corpus.ts';
 import { SHARED } from '../helpers/fixture.ts';
+import { benchExplain } from './explain.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -244,6 +246,8 @@ const scoringProcess = async (path: 'native' | 'tfjs') => {
 const processes = { tfjs: await scoringProcess('tfjs'), ...(rt ? { native: await scoringProcess('native') } : {}) };
 log(`scoring process peak RSS: ${Object.entries(processes).map(([k, v]) => `${k} ${v.peak_rss_mb} MB`).join(', ')}`);
 rmSync(work, { recursive: true, force: true });
+// 5. "Why is this spam?": integrated gradients for a 128-token message on the fine-tuned model.
+const explain = benchExplain(fresh, log);
 
 console.log(JSON.stringify({
   backend: backend.name,
@@ -264,6 +268,7 @@ console.log(JSON.stringify({
     refine_after_100_corrections_s: +refineSeconds.toFixed(1),
   },
   scoring_msgs_per_s: { one_at_a_time: +oneAtATime.toFixed(1), batched: +batched.toFixed(1), messages: scoreSet.length },
+  explain_128_tokens: explain,
   peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
   inference: inference.description,
   native: native && nativeScoring ? {

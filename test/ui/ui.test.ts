@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { REPO_ROOT } from '../helpers/fixture.ts';
 import { requireChromium } from '../helpers/chromium.ts';
-import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
+import { startDaemon, TEST_CONFIG, type RunningDaemon } from '../helpers/daemon.ts';
 const OUT = join(REPO_ROOT, 'test-output');
 
 interface MessageView {
@@ -41,7 +41,8 @@ async function openPage(width = 1200): Promise<Page> {
 before(async () => {
   const browserPath = requireChromium(); // fails, never skips, without a browser
   mkdirSync(OUT, { recursive: true });
-  d = await startDaemon();
+  // Text messages are judged at a fixed 0.5 here, so the tiny test model flags the spam the explanation test opens.
+  d = await startDaemon({ config: { ...TEST_CONFIG, verdicts: { thresholds: { sms: 0.5 } } } });
   browser = await chromium.launch({
     executablePath: browserPath,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -147,6 +148,47 @@ test('uncertain messages are listed for review and settled with one click; the m
   await page.locator('#roc img').waitFor({ timeout: 10_000 });
   assert.match(await page.locator('#verdict-target').innerText(), /at most 0\.5% of real mail flagged/);
   await page.screenshot({ path: join(OUT, 'ui-review.png'), fullPage: true });
+  await page.context().close();
+});
+
+test('opening a flagged message shows which words pushed towards spam and ham, with a legend; hostile text stays inert', async () => {
+  const page = await openPage();
+  const cspErrors: string[] = [];
+  page.on('console', (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) cspErrors.push(msg.text());
+  });
+  const hostile = '<img src=x onerror=alert(1)>';
+  const body = `WINNER!! ${hostile} Claim your £900 prize reward now, call 09061701461 to claim`;
+  const { message } = await d.api<{ message: MessageView }>('POST', '/api/messages', { body, sender: 'promo@example.org', externalId: 'ui-explain', kind: 'sms' });
+  assert.equal(message.label, 'spam', 'the model flags it');
+  await page.locator(`li.msg[data-id="${message.id}"] .what`).click();
+  // Highlighted in place once the daemon has computed it (202, then the WebSocket event).
+  await page.locator('#detail-text .xw.spam').first().waitFor({ timeout: 120_000 });
+  const detail = await d.api<{ text: string }>('GET', `/api/messages/${message.id}`);
+  assert.equal(await page.locator('#detail-text').textContent(), detail.text, 'highlighting changed no character of the text');
+  await page.locator('#detail-text', { hasText: hostile }).waitFor();
+  assert.equal(await page.locator('#detail img').count(), 0, 'the payload stayed text');
+  assert.deepEqual(dialogs, []);
+
+  // Strength by intensity: --w on each word, 1 for the strongest, and a tint that grows with it.
+  const words = await page.locator('#detail-text .xw').evaluateAll((spans) =>
+    spans.map((s) => ({ text: s.textContent, cls: s.className, w: Number(getComputedStyle(s).getPropertyValue('--w')), bg: getComputedStyle(s).backgroundColor })),
+  );
+  assert.ok(words.length >= 2, `${words.length} words highlighted`);
+  assert.ok(words.every((w) => w.w > 0 && w.w <= 1 && /^xw (spam|ham)$/.test(w.cls)), JSON.stringify(words));
+  assert.equal(Math.max(...words.map((w) => w.w)), 1);
+  const alpha = (bg: string) => Number(/rgba?\([^)]*?,\s*([\d.]+)\)$/.exec(bg)?.[1] ?? 1);
+  const [weak, strong] = [...words].sort((a, b) => a.w - b.w).filter((_, i, all) => i === 0 || i === all.length - 1);
+  assert.ok(alpha(strong!.bg) > alpha(weak!.bg), `the strongest word is tinted more (${strong!.bg}) than the weakest (${weak!.bg})`);
+
+  // The legend names both colours; the strongest words are also listed as text.
+  await page.locator('#detail-explain .explain-legend', { hasText: 'towards spam' }).waitFor();
+  assert.match((await page.locator('#detail-explain .explain-legend').textContent())!, /towards ham/);
+  const strongest = words.find((w) => w.w === 1)!;
+  assert.match((await page.locator('#detail-explain .explain-top').textContent())!, new RegExp(strongest.text!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  assert.match((await page.locator('#detail-explain .explain-note').textContent())!, /integrated gradients/);
+  assert.deepEqual(cspErrors, [], 'nothing was refused by the Content-Security-Policy');
+  await page.locator('#detail').screenshot({ path: join(OUT, 'ui-explain.png') });
   await page.context().close();
 });
 
