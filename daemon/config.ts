@@ -72,6 +72,11 @@ export const configSchema = z
         learningRate: z.number().positive().default(5e-5),
         /** From-scratch models learn everything from nothing and need a larger step. */
         scratchLearningRate: z.number().positive().default(5e-4),
+        /**
+         * The weights kept are a moving average over the training steps with this decay (0: the last step's). It
+         * smooths out the last steps' noise, which otherwise moves the calibrated spam threshold from run to run.
+         */
+        averageDecay: z.number().min(0).lt(1).default(0.999),
       })
       .strict()
       .prefault({}),

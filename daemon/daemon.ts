@@ -14,7 +14,7 @@ import { Explanations } from './explain/service.ts';
 import { ModelHost } from './model-host.ts';
 import { Scoring } from './scoring.ts';
 import { ApiServer } from './server.ts';
-import { Store, type MessageRecord } from './store.ts';
+import { Store, type MessageRecord } from './store/index.ts';
 import { TrainingBusyError, TrainingRunner } from './training/runner.ts';
 import type { Connector, ConnectorState, CorrectionEvent, ImportLedger, ScoringService } from './types.ts';
 import { messageView, modelView, runView } from './views.ts';
@@ -74,7 +74,7 @@ export class Daemon {
     const token = await accessToken(home, opts.onNewToken);
     const store = await Store.open(join(home, 'gptspam.db'));
     try {
-      const interrupted = await store.interruptUnfinishedRuns();
+      const interrupted = await store.runs.interruptUnfinished();
       if (interrupted) logger.warn({ runs: interrupted }, 'training runs left unfinished by the last shutdown were marked interrupted');
       const backend = await initBackend(config.backend, { log: (line) => logger.info(line) });
       const inference = await initInference(config.inference, { log: (line) => logger.info(line), int8Trunk: config.inferenceInt8Trunk });
@@ -130,7 +130,7 @@ export class Daemon {
   private async maybeTrainAfterCorrections(): Promise<void> {
     const n = this.opts.config.training.afterCorrections;
     if (n === 0 || this.runner.running || this.stopping) return;
-    const pending = await this.store.correctionsSince(await this.store.lastRunStart());
+    const pending = await this.store.messages.correctionsSince(await this.store.runs.lastStart());
     if (pending >= n) await this.startRun('corrections');
   }
 
@@ -145,8 +145,8 @@ export class Daemon {
   /** Loads the current model version; with none (first start) or an unusable one, trains one. */
   private async loadOrTrainModel(): Promise<void> {
     const { store, host, opts } = this;
-    const version = await store.currentModelVersion();
-    const model = version === null ? undefined : await store.getModel(version);
+    const version = await store.models.currentVersion();
+    const model = version === null ? undefined : await store.models.get(version);
     if (model) {
       try {
         await host.load(model.version, model.dir, model.calibration);
@@ -174,12 +174,8 @@ export class Daemon {
     if (this.stopping) return;
     this.connectors = opts.connectors({
       scoring: this.scoring,
-      state: (prefix) => this.store.connectorState(prefix),
-      importLedger: {
-        get: (path) => this.store.importedFile(path),
-        byHash: (sha256) => this.store.importedFileByHash(sha256),
-        record: (file) => this.store.recordImportedFile(file),
-      },
+      state: (prefix) => this.store.settings.connectorState(prefix),
+      importLedger: this.store.importedFiles,
       logger: opts.logger,
     });
     for (const c of this.connectors) {

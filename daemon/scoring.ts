@@ -12,7 +12,7 @@ import type { DaemonConfig } from './config.ts';
 import { correspondentKey } from './correspondents.ts';
 import { modelText } from './message-text.ts';
 import type { ModelHost } from './model-host.ts';
-import type { MessageRecord, Store } from './store.ts';
+import type { MessageRecord, Store } from './store/index.ts';
 import { kindOfSource, type CorrectionEvent, type CorrectionOrigin, type CorrespondentInput, type IncomingMessage, type Label, type ScoringService, type Verdict } from './types.ts';
 import { decide } from './verdicts.ts';
 
@@ -49,16 +49,16 @@ export class Scoring extends EventEmitter implements ScoringService {
   /** Like score(), returning the stored record (what the API and UI show). */
   async scoreRecord(message: IncomingMessage): Promise<{ record: MessageRecord; duplicate: boolean }> {
     // A connector re-processing after a crash gets the stored verdict: nothing is scored or stored twice.
-    const known = await this.store.findMessage(message.source, message.account, message.externalId);
+    const known = await this.store.messages.find(message.source, message.account, message.externalId);
     if (known) return { record: known, duplicate: true };
     const kind = message.kind ?? kindOfSource(message.source);
     const text = modelText({ kind, sender: message.sender ?? null, subject: message.subject ?? null, body: message.body });
     const { logits, version, calibration } = await this.host.score(text);
     const logOdds = logits[1]! - logits[0]!;
     const sender = correspondentKey(message.sender);
-    const knownCorrespondent = this.verdicts.knownCorrespondents && sender !== null && (await this.store.isCorrespondent(sender));
+    const knownCorrespondent = this.verdicts.knownCorrespondents && sender !== null && (await this.store.correspondents.has(sender));
     const decision = decide(logOdds, kind, calibration, { fixed: this.verdicts.thresholds[kind], knownCorrespondent });
-    const { record, duplicate } = await this.store.insertScored(
+    const { record, duplicate } = await this.store.messages.insertScored(
       {
         source: message.source,
         kind,
@@ -82,7 +82,7 @@ export class Scoring extends EventEmitter implements ScoringService {
       const address = correspondentKey(c.address);
       return address === null ? [] : [{ address, display: c.display ?? c.address, origin: c.origin, account: c.account ?? null }];
     });
-    return this.store.addCorrespondents(entries);
+    return this.store.correspondents.add(entries);
   }
 
   async correct(messageId: number, label: Label | null, origin: CorrectionOrigin): Promise<void> {
@@ -91,14 +91,14 @@ export class Scoring extends EventEmitter implements ScoringService {
 
   /** Stores a correction (null withdraws one) and broadcasts it; returns the updated record. */
   async correctRecord(messageId: number, label: Label | null, origin: CorrectionOrigin): Promise<MessageRecord> {
-    const changed = await this.store.correct(messageId, label, origin);
+    const changed = await this.store.messages.correct(messageId, label, origin);
     if (!changed) throw new UnknownMessageError(`there is no message ${messageId}`);
     return this.announceCorrection(changed, origin);
   }
 
   /** The same correction for several messages, all or nothing: one unknown id and none is corrected. */
   async correctRecords(messageIds: number[], label: Label | null, origin: CorrectionOrigin): Promise<MessageRecord[]> {
-    const { changes, unknown } = await this.store.correctMany(messageIds, label, origin);
+    const { changes, unknown } = await this.store.messages.correctMany(messageIds, label, origin);
     if (unknown.length > 0) throw new UnknownMessageError(`there is no message ${unknown.join(', ')}; nothing was changed`);
     return changes.map((c) => this.announceCorrection(c, origin));
   }

@@ -16,7 +16,7 @@ import { explanationResponse } from './explain/http.ts';
 import type { Explanations } from './explain/service.ts';
 import type { ModelHost } from './model-host.ts';
 import { UnknownMessageError, type Scoring } from './scoring.ts';
-import type { MessageFilter, Store } from './store.ts';
+import type { MessageFilter, Store } from './store/index.ts';
 import { TrainingBusyError, type TrainingRunner } from './training/runner.ts';
 import { correspondentKey } from './correspondents.ts';
 import { MESSAGE_KINDS, type Label, type MessageKind, type SourceKind, type VerdictLabel } from './types.ts';
@@ -260,7 +260,7 @@ export class ApiServer {
     }
     if (route === 'GET /api/models') return sendJson(res, 200, await this.models());
     if ((m = /^GET \/api\/models\/(\d+)\/roc\.svg$/.exec(route))) {
-      const model = await this.ctx.store.getModel(intParam(m[1]!, 'version'));
+      const model = await this.ctx.store.models.get(intParam(m[1]!, 'version'));
       if (!model) throw new HttpError(404, `there is no model version ${m[1]}`);
       if (!model.calibration) throw new HttpError(404, `model version ${model.version} has no held-out calibration`);
       res.writeHead(200, { 'Content-Type': 'image/svg+xml', 'Cache-Control': 'no-store' });
@@ -286,14 +286,14 @@ export class ApiServer {
         throw err;
       }
     }
-    if (route === 'GET /api/runs') return sendJson(res, 200, { runs: (await this.ctx.store.listRuns()).map(runView) });
+    if (route === 'GET /api/runs') return sendJson(res, 200, { runs: (await this.ctx.store.runs.list()).map(runView) });
     if ((m = /^GET \/api\/runs\/(\d+)$/.exec(route))) {
-      const run = await this.ctx.store.getRun(intParam(m[1]!, 'run id'));
+      const run = await this.ctx.store.runs.get(intParam(m[1]!, 'run id'));
       if (!run) throw new HttpError(404, `there is no training run ${m[1]}`);
       return sendJson(res, 200, { ...runView(run), log: run.log });
     }
     if ((m = /^GET \/api\/runs\/(\d+)\/curves\/(loss|accuracy)\.svg$/.exec(route))) {
-      const run = await this.ctx.store.getRun(intParam(m[1]!, 'run id'));
+      const run = await this.ctx.store.runs.get(intParam(m[1]!, 'run id'));
       if (!run) throw new HttpError(404, `there is no training run ${m[1]}`);
       if (run.history.length === 0) throw new HttpError(404, `run ${run.id} has no finished epoch yet`);
       const svg = await renderTrainingCurvesSvg(run.history.map((h) => ({ ...h, examplesSeen: h.examplesSeen ?? h.epoch })), m[2] as CurveMetric);
@@ -325,19 +325,19 @@ export class ApiServer {
   private async status() {
     const { store, host, runner, config } = this.ctx;
     const current = host.version;
-    const model = current === null ? undefined : await store.getModel(current);
+    const model = current === null ? undefined : await store.models.get(current);
     const running = runner.running;
     return {
       backend: this.ctx.backend,
       ready: host.ready,
       model: model ? modelView(model, current) : null,
-      pendingCorrections: await store.correctionsSince(await store.lastRunStart()),
+      pendingCorrections: await store.messages.correctionsSince(await store.runs.lastStart()),
       nextRun: this.ctx.nextRun()?.toISOString() ?? null,
       schedule: config.training.schedule,
       afterCorrections: config.training.afterCorrections,
       training: running ? runView(running) : null,
       verdicts: this.verdictStatus(model?.calibration ?? null),
-      counts: await store.counts(),
+      counts: await store.messages.counts(),
       imports: await this.importsView(),
     };
   }
@@ -356,7 +356,7 @@ export class ApiServer {
 
   /** Export files from the SMS watch folder: how many were handled, and which failed and why. */
   private async importsView() {
-    const { files, failed } = await this.ctx.store.importedFilesSummary();
+    const { files, failed } = await this.ctx.store.importedFiles.summary();
     return { files, failed: failed.map((f) => ({ file: f.path, error: f.detail ?? 'failed', at: f.at })) };
   }
 
@@ -382,16 +382,16 @@ export class ApiServer {
     if (before) filter.before = intParam(before, 'before');
     const limit = q.get('limit');
     if (limit) filter.limit = Math.min(200, intParam(limit, 'limit'));
-    const rows = await this.ctx.store.listMessages(filter);
+    const rows = await this.ctx.store.messages.list(filter);
     return { messages: rows.map(messageView), nextBefore: rows.length === filter.limit ? rows[rows.length - 1]!.id : null };
   }
 
   private async messageDetail(id: number) {
     const { store } = this.ctx;
-    const m = await store.getMessage(id);
+    const m = await store.messages.get(id);
     if (!m) throw new HttpError(404, `there is no message ${id}`);
-    const verdicts = await store.verdictsOf(id);
-    return { ...messageView(m), text: (await store.messageText(id)) ?? '', verdicts, corrections: await store.correctionsOf(id) };
+    const verdicts = await store.messages.verdictsOf(id);
+    return { ...messageView(m), text: (await store.messages.text(id)) ?? '', verdicts, corrections: await store.messages.correctionsOf(id) };
   }
 
   private notReady(): HttpError {
@@ -475,7 +475,7 @@ export class ApiServer {
     const offset = q.get('offset') ? Number(q.get('offset')) : 0;
     if (!Number.isSafeInteger(offset) || offset < 0) throw new HttpError(400, 'offset must be a non-negative integer');
     const text = q.get('q');
-    return this.ctx.store.listCorrespondents({ limit, offset, ...(text ? { q: text.slice(0, 200) } : {}) });
+    return this.ctx.store.correspondents.list({ limit, offset, ...(text ? { q: text.slice(0, 200) } : {}) });
   }
 
   /** The user adds addresses by hand; `gptspam import` sends the sent-to and contact addresses of a phone export. */
@@ -492,7 +492,7 @@ export class ApiServer {
       if (origin !== 'user' && origin !== 'sms-sent' && origin !== 'sms-contact') throw new HttpError(400, `correspondents[${i}].origin must be user, sms-sent or sms-contact`);
       return { address: key, display: optionalString(o, 'display', 500) ?? address, origin, account: optionalString(o, 'account', 200) ?? null } as const;
     });
-    return { added: await this.ctx.store.addCorrespondents(entries) };
+    return { added: await this.ctx.store.correspondents.add(entries) };
   }
 
   private async removeCorrespondent(encoded: string) {
@@ -504,17 +504,17 @@ export class ApiServer {
     }
     // Either the stored key ("mail:…", "tel:…") or an address as the user writes it.
     const key = /^(mail|tel|id):/.test(address) ? address : correspondentKey(address);
-    if (key === null || !(await this.ctx.store.removeCorrespondent(key))) throw new HttpError(404, `${address} is not a known correspondent`);
+    if (key === null || !(await this.ctx.store.correspondents.remove(key))) throw new HttpError(404, `${address} is not a known correspondent`);
     return { removed: key };
   }
 
   private async models() {
     const current = this.ctx.host.version;
-    return { current, models: (await this.ctx.store.listModels()).map((m) => modelView(m, current)) };
+    return { current, models: (await this.ctx.store.models.list()).map((m) => modelView(m, current)) };
   }
 
   private async promote(version: number) {
-    const model = await this.ctx.store.getModel(version);
+    const model = await this.ctx.store.models.get(version);
     if (!model) throw new HttpError(404, `there is no model version ${version}`);
     await this.ctx.runner.promote(version);
     return { current: version };

@@ -1,5 +1,5 @@
 /** Store records → the JSON shapes of the API (daemon/API.md). Connector metadata stays server-side. */
-import type { MessageRecord, ModelRecord, RunRecord } from './store.ts';
+import type { MessageRecord, ModelRecord, RunRecord } from './store/index.ts';
 import { MESSAGE_KINDS } from './types.ts';
 import { describeKind, isTrainedOn, REASON_TEXT, type ModelCalibration } from './verdicts.ts';
 

@@ -218,7 +218,10 @@ export function initGPT2(config: GPT2Config, seed: number): GPT2Weights {
   for (const [name, shape] of expectedShapes(config)) {
     let t: tf.Tensor;
     if (/ln_\w+\.weight$/.test(name)) t = tf.ones(shape);
-    else if (name.endsWith('.bias')) t = tf.zeros(shape);
+    // Token embeddings start at zero: a classifier trained from scratch sees a few thousand messages, so most of the
+    // 50,257 tokens are never trained, and at random they would add noise to every message that contains one.
+    // At zero they stay neutral (the rest of the network, random, breaks the symmetry from the first step).
+    else if (name.endsWith('.bias') || name === 'wte.weight') t = tf.zeros(shape);
     else {
       const std = /c_proj\.weight$/.test(name) ? residualStd : 0.02;
       t = tf.randomNormal(shape, 0, std, 'float32', s++);

@@ -1,6 +1,6 @@
 /** `GET /api/messages/:id/explanation[?version=N]` (daemon/API.md): 200 with the explanation, or 202 while it is computed. */
 import type { ModelHost } from '../model-host.ts';
-import type { Store } from '../store.ts';
+import type { Store } from '../store/index.ts';
 import { ExplanationQueueFullError, type Explanations } from './service.ts';
 
 export interface ExplanationRouteContext {
@@ -11,7 +11,7 @@ export interface ExplanationRouteContext {
 
 /** The answer as an HTTP status and JSON body; errors are `{ error }` with a 4xx/5xx status. */
 export async function explanationResponse(ctx: ExplanationRouteContext, messageId: number, params: URLSearchParams): Promise<{ status: number; body: unknown }> {
-  if (!(await ctx.store.getMessage(messageId))) return { status: 404, body: { error: `there is no message ${messageId}` } };
+  if (!(await ctx.store.messages.get(messageId))) return { status: 404, body: { error: `there is no message ${messageId}` } };
   const asked = params.get('version');
   let version = ctx.host.version;
   if (asked !== null) {
@@ -19,7 +19,7 @@ export async function explanationResponse(ctx: ExplanationRouteContext, messageI
     if (!Number.isSafeInteger(version) || version < 1) return { status: 400, body: { error: 'version must be a positive integer' } };
   }
   if (version === null) return { status: 503, body: { error: 'no model is ready yet: the first training run is in progress (see /api/status)' } };
-  const model = await ctx.store.getModel(version);
+  const model = await ctx.store.models.get(version);
   if (!model) return { status: 404, body: { error: `there is no model version ${version}` } };
   try {
     const answer = await ctx.explanations.request(messageId, model);

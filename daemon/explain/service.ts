@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { BackendName } from '../../model/backend.ts';
 import type { Explanation } from '../../model/explain.ts';
-import type { Store } from '../store.ts';
+import type { Store } from '../store/index.ts';
 import type { ExplainReply, ExplainRequest } from './protocol.ts';
 import { workerArgs } from '../worker-process.ts';
 
@@ -77,7 +77,7 @@ export class Explanations extends EventEmitter {
     if (this.pending.size >= (this.opts.maxQueued ?? 50)) {
       throw new ExplanationQueueFullError(`${this.pending.size} explanations are already waiting: try again later`);
     }
-    const text = await this.store.messageText(messageId);
+    const text = await this.store.messages.text(messageId);
     if (text === undefined) throw new Error(`there is no message ${messageId}`);
     const id = this.nextId++;
     this.pending.add(key);
@@ -92,12 +92,9 @@ export class Explanations extends EventEmitter {
   }
 
   async cached(messageId: number, version: number): Promise<ExplanationView | undefined> {
-    const row = await this.store.db.get<{ explanation: string; created_at: string }>(
-      'SELECT explanation, created_at FROM explanations WHERE message_id = ? AND model_version = ?',
-      [messageId, version],
-    );
+    const row = await this.store.explanations.get(messageId, version);
     if (!row) return undefined;
-    return { messageId, modelVersion: version, createdAt: row.created_at, ...(JSON.parse(row.explanation) as Explanation) };
+    return { messageId, modelVersion: version, createdAt: row.createdAt, ...(JSON.parse(row.json) as Explanation) };
   }
 
   /** Ends the process; explanations in progress are dropped (a later request starts them again). */
@@ -153,11 +150,7 @@ export class Explanations extends EventEmitter {
     else {
       const x = reply.explanation;
       try {
-        await this.store.db.write((tx) =>
-          tx.run('INSERT OR REPLACE INTO explanations (message_id, model_version, created_at, explanation) VALUES (?, ?, ?, ?)', [
-            job.messageId, job.version, new Date().toISOString(), JSON.stringify(x),
-          ]),
-        );
+        await this.store.explanations.put(job.messageId, job.version, JSON.stringify(x));
         this.pending.delete(job.key);
         this.failures.delete(job.key);
         this.logger.info(

@@ -23,6 +23,8 @@ export interface TrainJob {
   epochs: number;
   batchSize: number;
   learningRate: number;
+  /** Decay of the moving average of the weights that is kept (0: the last step's weights). */
+  averageDecay: number;
   /** Built-in corpora (the SMS Spam Collection's file, null when not used) and the sample sizes of each. */
   corpora: { smsFile: string | null; spamAssassin: boolean; maxPerCorpus: number; maxHeldOutPerCorpus: number };
   heldOutFraction: number;

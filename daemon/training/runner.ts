@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config.ts';
 import type { ModelHost } from '../model-host.ts';
-import type { EpochRecord, ModelRecord, RunRecord, Store } from '../store.ts';
+import type { EpochRecord, ModelRecord, RunRecord, Store } from '../store/index.ts';
 import { resolveBaseModel } from './base-model.ts';
 import { resolveSmsCollection } from './sms-corpus.ts';
 import type { LabelledText } from './corpus.ts';
@@ -55,7 +55,7 @@ export class TrainingRunner extends EventEmitter {
     const placeholder: Active = { run: undefined as unknown as RunRecord, stopping: false, done: Promise.resolve() };
     this.active = placeholder; // claims the slot before the first await, so two calls cannot both start
     try {
-      placeholder.run = await this.store.createRun(reason);
+      placeholder.run = await this.store.runs.create(reason);
     } catch (err) {
       this.active = undefined;
       throw err;
@@ -83,7 +83,7 @@ export class TrainingRunner extends EventEmitter {
   }
 
   private async refresh(a: Active): Promise<void> {
-    a.run = (await this.store.getRun(a.run.id)) ?? a.run;
+    a.run = (await this.store.runs.get(a.run.id)) ?? a.run;
     this.emit('run', a.run);
   }
 
@@ -92,13 +92,13 @@ export class TrainingRunner extends EventEmitter {
     try {
       const currentVersion = this.host.version;
       const base = await resolveBaseModel(this.config, this.home, this.logger, { tryDownload: currentVersion === null });
-      const version = await this.store.nextModelVersion();
+      const version = await this.store.models.nextVersion();
       const outDir = join(this.home, 'models', 'versions', `v${version}`);
-      const current = currentVersion === null ? null : await this.store.getModel(currentVersion);
+      const current = currentVersion === null ? null : await this.store.models.get(currentVersion);
       // Labels given after the current model's run began are new to it: a refining run trains on them.
-      const currentRun = current?.runId != null ? await this.store.getRun(current.runId) : undefined;
+      const currentRun = current?.runId != null ? await this.store.runs.get(current.runId) : undefined;
       const seenUntil = current ? (currentRun?.startedAt ?? current.createdAt) : null;
-      const personal: LabelledText[] = (await this.store.labelledExamples()).map((e) => ({
+      const personal: LabelledText[] = (await this.store.messages.labelledExamples()).map((e) => ({
         text: e.text, label: e.label, kind: e.kind, origin: e.origin, fresh: seenUntil !== null && e.labelledAt > seenUntil,
       }));
       const smsFile = await resolveSmsCollection(this.config, this.home, this.logger);
@@ -110,6 +110,7 @@ export class TrainingRunner extends EventEmitter {
         home: this.home, version, outDir, backend: this.config.backend, inference: this.config.inference, base,
         layers: m.layers, maxTokens: m.maxTokens, epochs: m.epochs, batchSize: m.batchSize,
         learningRate: base.kind === 'scratch' ? m.scratchLearningRate : m.learningRate,
+        averageDecay: m.averageDecay,
         corpora: {
           smsFile, spamAssassin: this.config.training.spamAssassin,
           maxPerCorpus: this.config.training.maxPerCorpus, maxHeldOutPerCorpus: this.config.training.maxHeldOutPerCorpus,
@@ -120,7 +121,7 @@ export class TrainingRunner extends EventEmitter {
         current: current ? { version: current.version, dir: current.dir } : null,
         refine: current && fresh > 0 && refine.epochs > 0 ? { epochs: refine.epochs, replay: refine.replay } : null,
       };
-      await this.store.updateRun(runId, {
+      await this.store.runs.update(runId, {
         appendLog: [
           `base model: ${base.name}; ${personal.length} labels from people, ${fresh} new since the current model; ` +
             `SMS Spam Collection: ${smsFile ?? 'not available (text messages stay uncertain until it is installed)'}`,
@@ -128,7 +129,7 @@ export class TrainingRunner extends EventEmitter {
       });
       const done = await this.runWorker(a, job);
       if (a.stopping) {
-        await this.store.finishRun(runId, { status: 'interrupted', error: 'stopped' });
+        await this.store.runs.finish(runId, { status: 'interrupted', error: 'stopped' });
         return;
       }
       const currentAcc = done.current?.accuracy ?? null;
@@ -146,28 +147,28 @@ export class TrainingRunner extends EventEmitter {
         status: better ? 'candidate' : 'rejected',
         runId,
       };
-      await this.store.insertModel(model);
+      await this.store.models.insert(model);
       const verdictLine = `held-out accuracy: new ${fmt(candidateAcc)}, current ${currentAcc === null ? 'none' : fmt(currentAcc)} → ${better ? 'promoted' : 'kept the current model'}`;
-      await this.store.updateRun(runId, { appendLog: [verdictLine] });
+      await this.store.runs.update(runId, { appendLog: [verdictLine] });
       this.logger.info({ run: runId, version, candidate: candidateAcc, current: currentAcc, promoted: better }, 'training run finished');
       if (better) await this.promote(version);
-      else this.emit('model', await this.store.getModel(version));
-      await this.store.finishRun(runId, { status: 'succeeded', modelVersion: version, promoted: better });
+      else this.emit('model', await this.store.models.get(version));
+      await this.store.runs.finish(runId, { status: 'succeeded', modelVersion: version, promoted: better });
     } catch (err) {
       const message = (err as Error).message;
       this.logger.error({ run: runId, err: message }, 'training run failed');
-      await this.store.finishRun(runId, { status: a.stopping ? 'interrupted' : 'failed', error: message }).catch(() => undefined);
+      await this.store.runs.finish(runId, { status: a.stopping ? 'interrupted' : 'failed', error: message }).catch(() => undefined);
     }
     await this.refresh(a);
   }
 
   /** Loads `version` into the host (so scoring switches over) and records it as current. */
   async promote(version: number): Promise<ModelRecord> {
-    const model = await this.store.getModel(version);
+    const model = await this.store.models.get(version);
     if (!model) throw new Error(`there is no model version ${version}`);
     await this.host.load(version, model.dir, model.calibration);
-    await this.store.promote(version);
-    const promoted = (await this.store.getModel(version))!;
+    await this.store.models.promote(version);
+    const promoted = (await this.store.models.get(version))!;
     this.logger.info({ version }, 'model promoted');
     this.emit('model', promoted);
     return promoted;
@@ -206,15 +207,15 @@ export class TrainingRunner extends EventEmitter {
       else if (r.type === 'error') failure = r.message;
       // Writes are chained so progress lands in the store in order, then the run is re-read and broadcast.
       lastWrite = lastWrite.then(async () => {
-        if (r.type === 'log') await this.store.updateRun(a.run.id, { appendLog: [r.line] });
+        if (r.type === 'log') await this.store.runs.update(a.run.id, { appendLog: [r.line] });
         else if (r.type === 'progress') {
           const { type: _t, ...progress } = r;
-          await this.store.updateRun(a.run.id, { progress });
+          await this.store.runs.update(a.run.id, { progress });
         } else if (r.type === 'epoch') {
           const { type: _t, ...epoch } = r;
           history.push(epoch);
-          await this.store.updateRun(a.run.id, { history });
-        } else if (r.type === 'error') await this.store.updateRun(a.run.id, { appendLog: [`error: ${r.message}`] });
+          await this.store.runs.update(a.run.id, { history });
+        } else if (r.type === 'error') await this.store.runs.update(a.run.id, { appendLog: [`error: ${r.message}`] });
         else return;
         await this.refresh(a);
       }).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not record training progress'));

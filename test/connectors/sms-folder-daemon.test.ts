@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Store } from '../../daemon/store.ts';
+import { Store } from '../../daemon/store/index.ts';
 import { startDaemon, TEST_CONFIG, type RunningDaemon } from '../helpers/daemon.ts';
 import { backupHeader, BACKUP_FOOTER, BASE_DATE, backupXml, buildSpecs, isIncoming, loadUci, smsXml } from './sms-fixtures.ts';
 

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Store } from '../../daemon/store.ts';
+import { Store } from '../../daemon/store/index.ts';
 import { newHome, startDaemon, TEST_CONFIG, type RunningDaemon } from '../helpers/daemon.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/gptspam.js', import.meta.url));
@@ -285,7 +285,7 @@ test('SIGTERM: exits 0 with the database closed cleanly and intact', async () =>
   try {
     const check = await store.db.get<{ integrity_check: string }>('PRAGMA integrity_check');
     assert.equal(check?.integrity_check, 'ok');
-    assert.ok((await store.counts()).messages > 40);
+    assert.ok((await store.messages.counts()).messages > 40);
   } finally {
     await store.close();
   }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { join } from 'node:path';
-import { Store } from '../../daemon/store.ts';
+import { Store } from '../../daemon/store/index.ts';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 
 interface MessageView {
@@ -108,7 +108,7 @@ test('unknown message, unknown version, bad version: clear errors', async () => 
 test('a model version that cannot be loaded: the failure is announced and answered with its reason, and the process lives on', async () => {
   // A version whose checkpoint folder is gone (as after a manual clean-up), recorded beside the daemon's own.
   const store = await Store.open(join(d.home, 'gptspam.db'));
-  await store.insertModel({
+  await store.models.insert({
     version: 99, createdAt: new Date().toISOString(), dir: join(d.home, 'models', 'versions', 'gone'), base: 'scratch-tiny', baseHash: 'x',
     trainingSize: 0, corrections: 0, metrics: null, calibration: null, compared: null, status: 'rejected', runId: null,
   });

@@ -15,7 +15,7 @@ import { WebSocket } from 'ws';
 import { tokenNotice } from '../../daemon/cli/token-notice.ts';
 import { createHostPolicy } from '../../daemon/host-check.ts';
 import { ensurePrivateHome } from '../../daemon/home.ts';
-import { Store } from '../../daemon/store.ts';
+import { Store } from '../../daemon/store/index.ts';
 import { TINY_MODEL } from '../helpers/fixture.ts';
 import { newHome, startDaemon, TEST_CONFIG, type RunningDaemon } from '../helpers/daemon.ts';
 
@@ -81,7 +81,7 @@ test('a database left 0644 by an older version is tightened when opened', async 
   mkdirSync(dir);
   const path = join(dir, 'gptspam.db');
   const first = await Store.open(path);
-  await first.setSetting('x', '1');
+  await first.settings.set('x', '1');
   await first.close();
   chmodSync(path, 0o644);
   writeFileSync(`${path}-wal`, '');
