@@ -9,8 +9,8 @@ export type SourceKind = 'imap' | 'sms' | 'api';
  * What kind of message it is: decides how it is turned into model text and which thresholds judge it. A kind the
  * model has no training examples of is never called spam.
  */
-export type MessageKind = 'email' | 'sms' | 'other';
-export const MESSAGE_KINDS: readonly MessageKind[] = ['email', 'sms', 'other'];
+export const MESSAGE_KINDS = ['email', 'sms', 'other'] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
 /** A label a person gives (and a model trains on). */
 export type Label = 'ham' | 'spam';
 /** A verdict: spam only above a threshold calibrated for a target ham loss; uncertain between ham and spam. */
