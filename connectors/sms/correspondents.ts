@@ -23,14 +23,19 @@ export async function exportCorrespondents(path: string, opts: Pick<ReadExportOp
     ...(opts.columns === undefined ? {} : { columns: opts.columns }),
     ...(opts.delimiter === undefined ? {} : { delimiter: opts.delimiter }),
   });
-  for await (const r of records) {
-    if (r.direction === 'sent') {
-      // A group message's contact name names the group, not one recipient.
-      const name = r.recipients?.length === 1 ? r.contactName : undefined;
-      for (const to of r.recipients ?? []) add(to, 'sms-sent', name);
-    } else if (r.direction === 'incoming' && r.contactName !== undefined) {
-      add(r.sender, 'sms-contact', r.contactName);
+  try {
+    for await (const r of records) {
+      if (r.direction === 'sent') {
+        // A group message's contact name names the group, not one recipient.
+        const name = r.recipients?.length === 1 ? r.contactName : undefined;
+        for (const to of r.recipients ?? []) add(to, 'sms-sent', name);
+      } else if (r.direction === 'incoming' && r.contactName !== undefined) {
+        add(r.sender, 'sms-contact', r.contactName);
+      }
     }
+  } catch {
+    // A file that cannot be read to its end: the addresses before the problem still count; the import pass that
+    // follows reads the same messages, stores them and reports the problem.
   }
   return [...found.values()];
 }
