@@ -13,7 +13,7 @@ import { parse } from 'csv-parse';
 import { stringify } from 'csv-stringify';
 import { unzipSync } from 'fflate';
 import seedrandom from 'seedrandom';
-import { downloadFile } from './download.ts';
+import { downloadFile } from './download/http.ts';
 
 export type SmsLabel = 'ham' | 'spam';
 export interface SmsMessage {

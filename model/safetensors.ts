@@ -27,9 +27,31 @@ export interface TensorInfo {
 }
 
 export class SafetensorsError extends Error {
-  constructor(file: string, what: string) {
-    super(`${file}: ${what}`);
+  constructor(
+    file: string,
+    /** What is wrong, without the file name. */
+    readonly detail: string,
+  ) {
+    super(`${file}: ${detail}`);
     this.name = 'SafetensorsError';
+  }
+}
+
+/**
+ * Checks that `path` is a safetensors file whose header parses and whose every tensor lies inside the file,
+ * without reading any tensor data: for a download or a file the user hands in. Says how many tensors it lists.
+ */
+export async function checkSafetensorsHeader(path: string): Promise<{ tensors: number }> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const { tensors } = await readHeader(path, handle, size);
+    return { tensors: tensors.size };
+  } catch (err) {
+    if (err instanceof SafetensorsError) throw new Error(`${path} is not a safetensors file: ${err.detail}`, { cause: err });
+    throw err;
+  } finally {
+    await handle.close();
   }
 }
 

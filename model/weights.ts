@@ -5,11 +5,10 @@
  * Weights are kept in one map keyed by the official checkpoint names (`wte.weight`, `h.3.attn.c_attn.weight`,
  * `ln_f.bias`, ...), so saving, loading and choosing trainable tensors all speak the same language.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { sha256File } from '../lib/files.ts';
 import { configFromHuggingFace, inferConfig, type GPT2Config } from './config.ts';
 import { SafetensorsFile, SafetensorsError } from './safetensors.ts';
 
@@ -186,7 +185,7 @@ async function readConfig(
 }
 
 /**
- * SHA-256 of a file, streamed. Cached beside the file (keyed by size and mtime) because hashing a 6 GB
+ * SHA-256 of a file (sha256File), cached beside the file (keyed by size and mtime) because hashing a 6 GB
  * checkpoint takes a while and the daemon needs the hash at every start.
  */
 export async function fileSha256(path: string): Promise<string> {
@@ -199,9 +198,7 @@ export async function fileSha256(path: string): Promise<string> {
   } catch {
     // no cache yet
   }
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  const hex = hash.digest('hex');
+  const hex = await sha256File(path);
   await writeFile(cachePath, `${key} ${hex}\n`).catch(() => undefined); // read-only folders just skip the cache
   return hex;
 }

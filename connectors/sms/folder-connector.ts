@@ -7,13 +7,11 @@
  * shutdown stops an import between two chunks and leaves the file unrecorded: the next start imports it again,
  * skipping the messages already stored, which resumes it.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Connector, ImportedFile, ImportLedger, ScoringService } from '../../daemon/types.ts';
+import { sha256File } from '../../lib/files.ts';
 import { importExport } from './import.ts';
 import { watchExportFolder, type FolderWatch } from './watch.ts';
 
@@ -28,12 +26,6 @@ export interface SmsFolderOptions {
 
 /** Per-record problems logged for one file, each with its line; the rest are counted. */
 const LOGGED_ISSUES = 20;
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('hex');
-}
 
 export class SmsFolderConnector implements Connector {
   readonly source = 'sms' as const;
@@ -70,7 +62,7 @@ export class SmsFolderConnector implements Connector {
       logger.debug({ file, outcome: known.outcome }, 'SMS export already handled');
       return;
     }
-    const sha256 = await sha256Of(path);
+    const sha256 = await sha256File(path);
     const entry = { path, size: info.size, mtimeMs: info.mtimeMs, sha256 };
     const twin = known?.sha256 === sha256 ? known : await ledger.byHash(sha256);
     if (twin) {

@@ -2,7 +2,8 @@
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { fetchGpt2, GPT2_SIZES, installLocalModel, type FetchedFile, type Gpt2Size } from '../../model/download.ts';
+import { fetchGpt2, GPT2_SIZES, type FetchedFile, type Gpt2Size } from '../../model/download/hub.ts';
+import { installLocalModel } from '../../model/download/install.ts';
 import { ensurePrivateHome, gptspamHome } from '../home.ts';
 import type { CliStreams } from './data.ts';
 

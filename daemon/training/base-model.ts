@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { fetchGpt2, GPT2_SIZES } from '../../model/download.ts';
+import { fetchGpt2, GPT2_SIZES } from '../../model/download/hub.ts';
 import type { DaemonConfig } from '../config.ts';
 import type { BaseSpec } from './job.ts';
 

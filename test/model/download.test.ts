@@ -8,16 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import {
-  checkSafetensorsHeader,
-  downloadFile,
-  fetchGpt2,
-  GPT2_SIZES,
-  hubBaseUrl,
-  hubFileInfo,
-  hubFileUrl,
-  installLocalModel,
-} from '../../model/download.ts';
+import { downloadFile } from '../../model/download/http.ts';
+import { fetchGpt2, GPT2_SIZES, hubBaseUrl, hubFileInfo, hubFileUrl } from '../../model/download/hub.ts';
+import { installLocalModel } from '../../model/download/install.ts';
+import { checkSafetensorsHeader } from '../../model/safetensors.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const gitSha1 = (b: Buffer) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
