@@ -4,11 +4,11 @@
 // builds it), and runs on plain Node. README, "Installing", says why.
 import { existsSync } from 'node:fs';
 
-const sources = new URL('../daemon/cli/main.ts', import.meta.url);
+const sources = new URL('./main.ts', import.meta.url);
 if (existsSync(sources)) {
   const { register } = await import('tsx/esm/api');
   register();
   await import(sources.href);
 } else {
-  await import('../dist/daemon/cli/main.js');
+  await import('../dist/bin/main.js');
 }

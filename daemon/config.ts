@@ -18,20 +18,30 @@ const fixedThreshold = z.union([
     .refine((t) => t.ham <= t.spam, { message: 'ham must not be above spam' }),
 ]);
 
+/** An IMAP account (connectors/imap); the connector takes it as it is validated here. */
 const imapAccount = z
   .object({
+    /** The account's name in the store and the UI (IncomingMessage.account); default `${user}@${host}`. */
     name: z.string().min(1).optional(),
     host: z.string().min(1),
+    /** Default 993 for 'tls', 143 otherwise. */
     port: z.number().int().min(1).max(65535).optional(),
+    /** 'tls': TLS from the start; 'starttls': upgrade is required; 'none': cleartext (local test servers only). */
     secure: z.enum(['tls', 'starttls', 'none']).default('tls'),
     user: z.string().min(1),
+    /** Exactly one of password, passwordEnv (the name of an environment variable holding it), accessToken (XOAUTH2). */
     password: z.string().optional(),
     passwordEnv: z.string().min(1).optional(),
     accessToken: z.string().optional(),
+    /** The mailbox watched for new mail. Default 'INBOX'. */
     mailbox: z.string().min(1).optional(),
+    /** Where spam goes; default: the \\Junk special-use mailbox, else 'Junk' (created when missing). */
     spamMailbox: z.string().min(1).optional(),
+    /** Where the user's sent mail is (its recipients are known correspondents); default: the \\Sent special-use mailbox. */
     sentMailbox: z.string().min(1).optional(),
+    /** What to do with spam: move it to the spam mailbox, flag it ($Junk), or only score it. */
     action: z.enum(['move', 'flag', 'none']).default('move'),
+    /** Extra TLS options, e.g. { rejectUnauthorized: false } for a self-signed test server. */
     tls: z.object({ rejectUnauthorized: z.boolean().optional(), servername: z.string().optional() }).strict().optional(),
   })
   .strict()

@@ -16,16 +16,8 @@ import { Scoring } from './scoring.ts';
 import { ApiServer } from './server.ts';
 import { Store, type MessageRecord } from './store/index.ts';
 import { TrainingBusyError, TrainingRunner } from './training/runner.ts';
-import type { Connector, ConnectorState, CorrectionEvent, ImportLedger, ScoringService } from './types.ts';
+import type { Connector, ConnectorServices, ConnectorState, CorrectionEvent, ImportLedger, ScoringService } from './contract.ts';
 import { messageView, modelView, runView } from './views.ts';
-
-export interface ConnectorServices {
-  scoring: ScoringService;
-  state(prefix: string): ConnectorState;
-  /** Export files already imported or failed (the SMS folder connector). */
-  importLedger: ImportLedger;
-  logger: Logger;
-}
 
 export interface DaemonOptions {
   home: string;
@@ -180,11 +172,10 @@ export class Daemon {
     });
     for (const c of this.connectors) {
       // Connection state changes are what a user looks for in the log ("is it connected to my mailbox?").
-      if ('on' in c && typeof c.on === 'function') {
-        const on = c.on.bind(c) as (event: string, fn: (...args: unknown[]) => void) => void;
-        for (const event of ['connected', 'disconnected']) on(event, () => opts.logger.info({ source: c.source, account: c.account }, `connector ${event}`));
-        on('error', (err) => opts.logger.warn({ source: c.source, account: c.account, err: (err as Error).message }, 'connector error'));
-      }
+      const who = { source: c.source, account: c.account };
+      c.on?.('connected', () => opts.logger.info(who, 'connector connected'));
+      c.on?.('disconnected', () => opts.logger.info(who, 'connector disconnected'));
+      c.on?.('error', (err) => opts.logger.warn({ ...who, err: err.message }, 'connector error'));
       c.start().catch((err: unknown) => opts.logger.error({ source: c.source, account: c.account, err: (err as Error).message }, 'connector failed to start'));
     }
   }

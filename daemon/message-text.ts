@@ -6,7 +6,7 @@
  * much as the body (spam fakes both), so they lead, each on its own line. Text messages: the body alone, like the
  * SMS Spam Collection the model learns SMS from (a phone number says little and the training data has none).
  */
-import type { MessageKind } from './types.ts';
+import type { MessageKind } from './contract.ts';
 
 /** Characters kept; the tokenizer truncates further (to the model's maxTokens), this bounds the work first. */
 export const MODEL_TEXT_CHARS = 4000;

@@ -13,7 +13,7 @@ import { correspondentKey } from './correspondents.ts';
 import { modelText } from './message-text.ts';
 import type { ModelHost } from './model-host.ts';
 import type { MessageRecord, Store } from './store/index.ts';
-import { kindOfSource, type CorrectionEvent, type CorrectionOrigin, type CorrespondentInput, type IncomingMessage, type Label, type ScoringService, type Verdict } from './types.ts';
+import { kindOfSource, type CorrectionEvent, type CorrectionOrigin, type CorrespondentInput, type IncomingMessage, type Label, type ScoringService, type Verdict } from './contract.ts';
 import { decide } from './verdicts.ts';
 
 export class UnknownMessageError extends Error {}

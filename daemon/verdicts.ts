@@ -9,7 +9,7 @@
  */
 import { chooseOperatingPoint, logOdds, probability, type OperatingPoint, type OperatingPointOptions } from '../model/calibration.ts';
 import type { FixedThreshold } from './config.ts';
-import { MESSAGE_KINDS, type Label, type MessageKind, type VerdictLabel } from './types.ts';
+import { MESSAGE_KINDS, type Label, type MessageKind, type VerdictLabel } from './contract.ts';
 
 export interface KindCalibration extends OperatingPoint {
   /** Training examples of this kind the model learned from. */

@@ -1,6 +1,6 @@
 /** Store records → the JSON shapes of the API (daemon/API.md). Connector metadata stays server-side. */
 import type { MessageRecord, ModelRecord, RunRecord } from './store/index.ts';
-import { MESSAGE_KINDS } from './types.ts';
+import { MESSAGE_KINDS } from './contract.ts';
 import { describeKind, isTrainedOn, REASON_TEXT, type ModelCalibration } from './verdicts.ts';
 
 export function messageView(m: MessageRecord) {

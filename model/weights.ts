@@ -8,7 +8,7 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { sha256File } from '../lib/files.ts';
+import { sha256File } from './files.ts';
 import { configFromHuggingFace, inferConfig, type GPT2Config } from './config.ts';
 import { SafetensorsFile, SafetensorsError } from './safetensors.ts';
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Builds what the published package runs: the TypeScript of daemon/, model/, connectors/ and lib/ compiled to dist/
+ * Builds what the published package runs: the TypeScript of bin/main.ts, daemon/, model/ and connectors/ compiled to dist/
  * (relative ".ts" imports rewritten to ".js"), plus the files the compiled code reads beside itself: the web
  * page (dist/ui, found as ../ui/ from dist/daemon/server.js) and the vendored tfjs gradients. Run by `npm pack`
  * (prepack); the repository itself runs the sources through tsx and never needs it.

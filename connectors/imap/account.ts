@@ -4,34 +4,13 @@
  */
 import { ImapFlow, type Logger as ImapLogger } from 'imapflow';
 import type { Logger } from 'pino';
+import type { ImapAccountConfig } from '../../daemon/contract.ts';
 
-export type ImapSecurity = 'tls' | 'starttls' | 'none';
+/** An account as the configuration gives it (daemon/config.ts defines and checks it: exactly one secret). */
+export type ImapAccount = ImapAccountConfig;
+export type ImapSecurity = ImapAccount['secure'];
 /** What to do with spam: move it to the spam mailbox, flag it ($Junk), or only score it. */
-export type SpamAction = 'move' | 'flag' | 'none';
-
-export interface ImapAccount {
-  /** Account name used as IncomingMessage.account; default `${user}@${host}`. */
-  name?: string;
-  host: string;
-  /** Default 993 for 'tls', 143 otherwise. */
-  port?: number;
-  /** 'tls': TLS from the start; 'starttls': upgrade is required; 'none': cleartext (local test servers only). */
-  secure: ImapSecurity;
-  user: string;
-  /** Exactly one of password, passwordEnv (name of an environment variable holding it), accessToken (XOAUTH2). */
-  password?: string;
-  passwordEnv?: string;
-  accessToken?: string;
-  /** The mailbox watched for new mail. Default 'INBOX'. */
-  mailbox?: string;
-  /** Where spam goes; default: the \Junk special-use mailbox, else 'Junk' (created when missing). */
-  spamMailbox?: string;
-  /** Where the user's sent mail is (its recipients are known correspondents); default: the \Sent special-use mailbox. */
-  sentMailbox?: string;
-  action: SpamAction;
-  /** Extra TLS options, e.g. { rejectUnauthorized: false } for a self-signed test server. */
-  tls?: { rejectUnauthorized?: boolean; servername?: string };
-}
+export type SpamAction = ImapAccount['action'];
 
 export function accountName(account: ImapAccount): string {
   return account.name ?? `${account.user}@${account.host}`;
@@ -43,16 +22,13 @@ export function watchedMailbox(account: ImapAccount): string {
 
 type Credentials = { pass: string } | { accessToken: string };
 
-/** Throws on a configuration that can never connect (no or several secrets, a missing environment variable). */
+/** Throws on an account that can never connect (its password's environment variable is not set). */
 export function checkAccount(account: ImapAccount): void {
   credentials(account);
 }
 
+/** The account's secret (the configuration made sure there is exactly one); an unset environment variable throws. */
 function credentials(account: ImapAccount): Credentials {
-  const given = [account.password, account.passwordEnv, account.accessToken].filter((v) => v !== undefined);
-  if (given.length !== 1) {
-    throw new Error(`IMAP account ${accountName(account)}: set exactly one of password, passwordEnv, accessToken`);
-  }
   if (account.accessToken !== undefined) return { accessToken: account.accessToken };
   if (account.passwordEnv !== undefined) {
     const pass = process.env[account.passwordEnv];

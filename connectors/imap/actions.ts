@@ -1,6 +1,6 @@
 /** What the connector does to a message on the server: move it (to or from the spam mailbox) or flag it. */
 import type { ImapFlow } from 'imapflow';
-import type { VerdictLabel } from '../../daemon/types.ts';
+import type { VerdictLabel } from '../../daemon/contract.ts';
 
 // RFC 9051 made these part of IMAP4rev2, where servers need not advertise them separately.
 const IN_REV2 = new Set(['MOVE', 'UIDPLUS', 'IDLE']);

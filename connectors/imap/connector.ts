@@ -35,7 +35,7 @@
 import { EventEmitter } from 'node:events';
 import type { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
-import type { Connector, ConnectorState, CorrectionEvent, ScoringService } from '../../daemon/types.ts';
+import type { Connector, ConnectorState, CorrectionEvent, ScoringService } from '../../daemon/contract.ts';
 import { accountName, checkAccount, connect, describeError, watchedMailbox, type ConnectOptions, type ImapAccount } from './account.ts';
 import { CorrectionApplier } from './apply-correction.ts';
 import { Attempts } from './attempts.ts';

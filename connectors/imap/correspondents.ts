@@ -5,7 +5,7 @@
  */
 import type { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
-import type { ScoringService } from '../../daemon/types.ts';
+import type { ScoringService } from '../../daemon/contract.ts';
 import { findSentMailbox, readSentRecipients } from './sent.ts';
 import type { ImapState } from './state.ts';
 

@@ -1,5 +1,5 @@
 /** What ImapConnector reports as events (see connector.ts), and how its collaborators report them. */
-import type { Label, VerdictLabel } from '../../daemon/types.ts';
+import type { Label, VerdictLabel } from '../../daemon/contract.ts';
 
 export type MessageAction = 'moved' | 'flagged' | 'kept';
 

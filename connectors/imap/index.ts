@@ -1,6 +1,6 @@
 /** The IMAP connector: one ImapConnector per configured account, built for the daemon. */
 import type { Logger } from 'pino';
-import type { ConnectorState, ScoringService } from '../../daemon/types.ts';
+import type { ConnectorState, ScoringService } from '../../daemon/contract.ts';
 import { accountName, type ImapAccount } from './account.ts';
 import { ImapConnector } from './connector.ts';
 

@@ -6,8 +6,8 @@
  * returns the stored verdict for the same externalId).
  */
 import type { Logger } from 'pino';
-import type { IncomingMessage, ScoringService, VerdictLabel } from '../../daemon/types.ts';
-import { parseEmail } from '../../daemon/email.ts';
+import type { IncomingMessage, ScoringService, VerdictLabel } from '../../daemon/contract.ts';
+import { parseEmail } from '../../daemon/contract.ts';
 import type { SpamAction } from './account.ts';
 import { markVerdict } from './actions.ts';
 import type { MessageAction, Report } from './events.ts';

@@ -4,7 +4,7 @@
  * state outlives versions of this code; the record key identifies a message across moves and renumbering.
  */
 import { createHash } from 'node:crypto';
-import type { VerdictLabel } from '../../daemon/types.ts';
+import type { VerdictLabel } from '../../daemon/contract.ts';
 import type { FetchedMessage } from './fetch.ts';
 import type { SentCursor } from './sent.ts';
 

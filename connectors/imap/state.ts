@@ -6,7 +6,7 @@
  *  - `msg:<key>`: records mapping a message to the daemon's stored id and where it was last seen (see keyOf).
  * The keys outlive versions of this code: never rename them. Everything read back is checked (records.ts).
  */
-import type { ConnectorState } from '../../daemon/types.ts';
+import type { ConnectorState } from '../../daemon/contract.ts';
 import { asCursor, asPending, asRecord, asSentCursor, type Cursor, type MessageRecord, type PendingCorrection } from './records.ts';
 import type { SentCursor } from './sent.ts';
 

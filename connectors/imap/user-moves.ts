@@ -6,7 +6,7 @@
  */
 import type { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
-import type { IncomingMessage, ScoringService } from '../../daemon/types.ts';
+import type { IncomingMessage, ScoringService } from '../../daemon/contract.ts';
 import type { SpamAction } from './account.ts';
 import { markVerdict } from './actions.ts';
 import type { Report } from './events.ts';

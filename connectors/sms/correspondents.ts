@@ -3,7 +3,7 @@
  * the phone knows by a contact name. The daemon gives their messages a ham verdict. Read in a pass of its own before
  * the messages are scored, so a message that arrived before the owner's first reply is recognised too.
  */
-import type { CorrespondentInput } from '../../daemon/types.ts';
+import type { CorrespondentInput } from '../../daemon/contract.ts';
 import { detectFormat } from './detect.ts';
 import { parseExport, type ReadExportOptions } from './read-export.ts';
 import type { ParseReport } from './types.ts';

@@ -4,7 +4,7 @@
  */
 import { Readable } from 'node:stream';
 import { CsvError, parse } from 'csv-parse';
-import type { Label } from '../../daemon/types.ts';
+import type { Label } from '../../daemon/contract.ts';
 import { parseTimestamp } from './dates.ts';
 import { decodeUtf8, inputName, readChunks, type ExportInput } from './input.ts';
 import { addIssue, createReport, DEFAULT_MAX_ISSUES } from './report.ts';

@@ -10,8 +10,8 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
-import type { Connector, ImportedFile, ImportLedger, ScoringService } from '../../daemon/types.ts';
-import { sha256File } from '../../lib/files.ts';
+import type { Connector, ImportedFile, ImportLedger, ScoringService } from '../../daemon/contract.ts';
+import { sha256File } from '../../daemon/contract.ts';
 import { importExport } from './import.ts';
 import { watchExportFolder, type FolderWatch } from './watch.ts';
 

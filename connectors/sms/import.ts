@@ -3,7 +3,7 @@
  * by length), count what was new. The same loop serves the daemon's folder watcher (scoring in process) and
  * `gptspam import` (scoring through the daemon's HTTP API): only `submit` differs.
  */
-import type { CorrespondentInput, IncomingMessage } from '../../daemon/types.ts';
+import type { CorrespondentInput, IncomingMessage } from '../../daemon/contract.ts';
 import { exportCorrespondents } from './correspondents.ts';
 import { readExport, type ImportSummary, type ReadExportOptions } from './read-export.ts';
 

@@ -2,7 +2,7 @@
  * The connector's entry point: one export file in, IncomingMessage records out, plus a summary of what was
  * read, skipped and wrong. Format is detected from content; only incoming messages by default.
  */
-import type { IncomingMessage } from '../../daemon/types.ts';
+import type { IncomingMessage } from '../../daemon/contract.ts';
 import { parseCsvExport, type CsvColumnNames } from './csv.ts';
 import { detectFormat } from './detect.ts';
 import { smsExternalId } from './ids.ts';

@@ -2,7 +2,7 @@
  * The UCI SMS Spam Collection format: one message per line, "ham<TAB>text" or "spam<TAB>text", no header.
  * Every row is a labelled, incoming message: training data for the classifier.
  */
-import type { Label } from '../../daemon/types.ts';
+import type { Label } from '../../daemon/contract.ts';
 import { decodeUtf8, inputName, readChunks, splitLines, type ExportInput } from './input.ts';
 import { addIssue, createReport, DEFAULT_MAX_ISSUES } from './report.ts';
 import type { ParsedSms, ParseReport } from './types.ts';

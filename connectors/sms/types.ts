@@ -2,7 +2,7 @@
  * Shapes shared by the SMS/chat export parsers. Parsers turn one export format into ParsedSms records;
  * read-export.ts filters them and maps them onto the daemon's IncomingMessage.
  */
-import type { Label } from '../../daemon/types.ts';
+import type { Label } from '../../daemon/contract.ts';
 
 export type ExportFormat = 'sms-backup-xml' | 'uci-tsv' | 'csv';
 

@@ -1,7 +1,7 @@
 /** Routes of messages: the review list, one message, scoring (one or a batch), corrections, explanations. */
 import { createHash } from 'node:crypto';
 import { UnknownMessageError } from '../scoring.ts';
-import type { Label } from '../types.ts';
+import type { Label } from '../contract.ts';
 import { messageView } from '../views.ts';
 import type { ApiContext } from './context.ts';
 import { HttpError } from './http.ts';

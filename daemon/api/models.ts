@@ -1,7 +1,7 @@
 /** Routes of model versions and training runs: the list, promotion and rollback, ROC and training curves. */
 import { renderRocSvg, renderTrainingCurvesSvg, type CurveMetric } from '../../model/plot.ts';
 import { TrainingBusyError } from '../training/runner.ts';
-import { MESSAGE_KINDS } from '../types.ts';
+import { MESSAGE_KINDS } from '../contract.ts';
 import { KIND_NAMES } from '../verdicts.ts';
 import { modelView, runView } from '../views.ts';
 import type { ApiContext } from './context.ts';

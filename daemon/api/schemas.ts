@@ -3,7 +3,7 @@
  * a request that does not fit gets a 400 naming the field. Texts are cut to a bounded length rather than refused.
  */
 import { z } from 'zod';
-import { MESSAGE_KINDS } from '../types.ts';
+import { MESSAGE_KINDS } from '../contract.ts';
 
 export const MAX_BATCH = 1000;
 export const MAX_LABELS = 1000;

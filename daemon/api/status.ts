@@ -1,5 +1,5 @@
 /** The daemon's state at a glance: health (no token), and status with the verdicts in force per kind of message. */
-import { MESSAGE_KINDS } from '../types.ts';
+import { MESSAGE_KINDS } from '../contract.ts';
 import { appliedThresholds, describeKind, isTrainedOn, type ModelCalibration } from '../verdicts.ts';
 import { modelView, runView } from '../views.ts';
 import type { ApiContext } from './context.ts';

@@ -1,17 +1,11 @@
-/** `gptspam serve` (the daemon) and `gptspam import` (SMS/chat exports, scored through the running daemon). */
-import { readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+/** `gptspam serve`: the daemon, with the connectors the composition root (bin/main.ts) hands it. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import cliProgress from 'cli-progress';
-import { importExport } from '../../connectors/sms/import.ts';
-import { SmsFolderConnector } from '../../connectors/sms/folder-connector.ts';
-import { createImapConnectors } from '../../connectors/imap/index.ts';
 import { loadConfig, smsWatchFolder, type DaemonConfig } from '../config.ts';
-import { Daemon, type ConnectorServices } from '../daemon.ts';
+import type { ConnectorFactory, ConnectorSettings } from '../contract.ts';
+import { Daemon } from '../daemon.ts';
 import { gptspamHome } from '../home.ts';
 import { createLogger } from '../log.ts';
 import { tokenNotice } from './token-notice.ts';
-import type { Connector, CorrespondentInput, IncomingMessage } from '../types.ts';
 
 function port(v: string): number {
   const n = Number(v);
@@ -19,27 +13,17 @@ function port(v: string): number {
   return n;
 }
 
-/** The connectors the configuration asks for. */
-function buildConnectors(config: DaemonConfig, home: string, services: ConnectorServices): Connector[] {
-  const connectors: Connector[] = [];
-  const folder = smsWatchFolder(config, home);
-  if (folder) {
-    connectors.push(
-      new SmsFolderConnector({
-        folder, scoring: services.scoring, logger: services.logger, ledger: services.importLedger, includeSent: config.sms.includeSent, settleMs: config.sms.settleSeconds * 1000,
-      }),
-    );
-  }
-  connectors.push(
-    ...createImapConnectors(config.imap.accounts, {
-      scoring: services.scoring, state: services.state, logger: services.logger,
-      pollSeconds: config.imap.pollSeconds, backlog: config.imap.backlog, learnCorrespondents: config.verdicts.knownCorrespondents,
-    }),
-  );
-  return connectors;
+/** What the configuration asks of the connectors. */
+function connectorSettings(config: DaemonConfig, home: string): ConnectorSettings {
+  return {
+    smsWatchFolder: smsWatchFolder(config, home),
+    sms: { includeSent: config.sms.includeSent, settleSeconds: config.sms.settleSeconds },
+    imap: { accounts: config.imap.accounts, pollSeconds: config.imap.pollSeconds, backlog: config.imap.backlog },
+    knownCorrespondents: config.verdicts.knownCorrespondents,
+  };
 }
 
-async function serve(flags: { home?: string; host?: string; port?: number; backend?: string; inference?: string }): Promise<void> {
+async function serve(createConnectors: ConnectorFactory, flags: { home?: string; host?: string; port?: number; backend?: string; inference?: string }): Promise<void> {
   const home = gptspamHome(flags.home);
   const config = await loadConfig(home);
   if (flags.host) config.server.host = flags.host;
@@ -49,7 +33,7 @@ async function serve(flags: { home?: string; host?: string; port?: number; backe
   const logger = createLogger(config.logLevel);
   const daemon = await Daemon.start({
     home, config, logger,
-    connectors: (services) => buildConnectors(config, home, services),
+    connectors: (services) => createConnectors(connectorSettings(config, home), services),
     // Shown once, and only on a terminal (never in the log): the user pastes it into the web page.
     onNewToken: (token, path) => console.error(tokenNotice(token, path, process.stderr.isTTY === true)),
   });
@@ -77,75 +61,7 @@ async function serve(flags: { home?: string; host?: string; port?: number; backe
   process.on('SIGINT', onSignal);
 }
 
-interface ImportFlags {
-  home?: string;
-  url?: string;
-  sent?: boolean;
-  format?: 'sms-backup-xml' | 'csv' | 'uci-tsv';
-  account?: string;
-}
-
-async function importFiles(files: string[], flags: ImportFlags): Promise<void> {
-  const home = gptspamHome(flags.home);
-  const config = await loadConfig(home);
-  const base = flags.url ?? `http://${config.server.host}:${config.server.port}`;
-  let token: string;
-  try {
-    token = (await readFile(join(home, 'token'), 'utf8')).trim();
-  } catch {
-    throw new Error(`no access token in ${home}: start the daemon first ("npm start" or "gptspam serve")`);
-  }
-  const post = async <T>(path: string, payload: unknown): Promise<T> => {
-    let res: Response;
-    try {
-      res = await fetch(`${base}${path}`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-        body: JSON.stringify(payload),
-      });
-    } catch (err) {
-      throw new Error(`the daemon is not reachable at ${base} (${(err as Error).message}): start it with "npm start"`);
-    }
-    const body = (await res.json().catch(() => ({}))) as T & { error?: string };
-    if (!res.ok) throw new Error(`the daemon answered ${res.status}: ${body.error ?? 'no details'}`);
-    return body;
-  };
-  const submit = async (messages: IncomingMessage[]) => {
-    const body = await post<{ results?: Array<{ duplicate: boolean; label: string | null }> }>('/api/messages/batch', {
-      messages: messages.map((m) => ({ ...m, meta: undefined, receivedAt: m.receivedAt?.toISOString() })),
-    });
-    if (!body.results) throw new Error('the daemon answered without results');
-    return body.results;
-  };
-  const addCorrespondents = async (list: CorrespondentInput[]) => {
-    for (let i = 0; i < list.length; i += 5000) await post('/api/correspondents', { correspondents: list.slice(i, i + 5000) });
-  };
-  for (const file of files) {
-    const path = resolve(file);
-    const bar = new cliProgress.SingleBar(
-      { format: `${basename(path)} | {value} messages | {scored} new, {duplicates} known, {spam} spam`, stream: process.stderr, noTTYOutput: false },
-      cliProgress.Presets.shades_classic,
-    );
-    bar.start(0, 0, { scored: 0, duplicates: 0, spam: 0 });
-    const result = await importExport(path, submit, {
-      includeSent: flags.sent === true,
-      addCorrespondents,
-      ...(flags.account ? { account: flags.account } : {}),
-      ...(flags.format ? { format: flags.format } : {}),
-      onProgress: (r) => bar.update(r.scored + r.duplicates, { scored: r.scored, duplicates: r.duplicates, spam: r.spam }),
-    }).finally(() => bar.stop());
-    const s = result.summary;
-    const skipped = Object.entries(s.skipped).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ');
-    console.log(
-      `${path}: ${s.format} — ${result.scored} scored (${result.spam} spam), ${result.duplicates} already known` +
-        `${skipped ? `, skipped ${skipped}` : ''}${s.errorCount ? `, ${s.errorCount} unreadable` : ''}`,
-    );
-    if (s.truncated) console.log(`${path}: the file is truncated: ${JSON.stringify(s.truncated)}; everything complete before it was imported`);
-    for (const e of s.errors.slice(0, 10)) console.log(`  ${JSON.stringify(e)}`);
-  }
-}
-
-export function registerServeCommands(program: Command): void {
+export function registerServeCommand(program: Command, createConnectors: ConnectorFactory): void {
   program
     .command('serve')
     .description('run the daemon: scoring, connectors, re-fine-tuning, web UI and API (the default of "npm start")')
@@ -154,16 +70,5 @@ export function registerServeCommands(program: Command): void {
     .option('--port <n>', 'port (default from config: 8025)', port)
     .addOption(new Option('--backend <name>', 'tensor backend').choices(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']))
     .addOption(new Option('--inference <name>', 'what scores and fills the trunk cache (default from config: auto)').choices(['auto', 'native', 'tfjs']))
-    .action(serve);
-
-  program
-    .command('import')
-    .description('score SMS/chat export files (SMS Backup & Restore XML, CSV, UCI TSV) through the running daemon')
-    .argument('<files...>')
-    .option('--home <dir>', 'data directory of the daemon')
-    .option('--url <url>', 'the daemon\'s address (default from its config)')
-    .option('--account <name>', 'whose phone the export is from, when you import more than one (default: phone)')
-    .option('--sent', 'also score messages the phone\'s owner sent')
-    .addOption(new Option('--format <format>', 'skip format detection').choices(['sms-backup-xml', 'csv', 'uci-tsv']))
-    .action(importFiles);
+    .action((flags) => serve(createConnectors, flags));
 }

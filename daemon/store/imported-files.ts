@@ -1,6 +1,6 @@
 /** Export files the SMS folder connector finished with (imported or failed): the import ledger. */
 import type { Database } from '../db.ts';
-import type { ImportedFile, ImportLedger } from '../types.ts';
+import type { ImportedFile, ImportLedger } from '../contract.ts';
 import { str, type Row } from './sql.ts';
 
 function importedFileFromRow(r: Row): ImportedFile {

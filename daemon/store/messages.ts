@@ -4,7 +4,7 @@
  * rows, so they can never disagree.
  */
 import type { Database, Queryable, SqlValue } from '../db.ts';
-import type { CorrectionOrigin, Label, MessageKind, SourceKind, VerdictLabel } from '../types.ts';
+import type { CorrectionOrigin, Label, MessageKind, SourceKind, VerdictLabel } from '../contract.ts';
 import type { AppliedThresholds, VerdictReason } from '../verdicts.ts';
 import { json, likePattern, num, parseJson, str, type Row } from './sql.ts';
 

@@ -1,6 +1,6 @@
 /** Settings (key → text), and each connector's own key → JSON state within them, namespaced by a prefix. */
 import type { Database, Queryable } from '../db.ts';
-import type { ConnectorState } from '../types.ts';
+import type { ConnectorState } from '../contract.ts';
 
 export class Settings {
   constructor(private readonly db: Database) {}

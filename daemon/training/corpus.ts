@@ -17,7 +17,7 @@ import { parseSmsCollection } from '../../model/dataset.ts';
 import { shuffled } from '../../model/train.ts';
 import { parseEmail } from '../email.ts';
 import { modelText } from '../message-text.ts';
-import type { Label, MessageKind } from '../types.ts';
+import type { Label, MessageKind } from '../contract.ts';
 
 export type ExampleOrigin = 'sms-collection' | 'spamassassin' | 'correction' | 'known';
 

@@ -11,7 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileSize, hashFileInto } from '../../lib/files.ts';
+import { fileSize, hashFileInto } from '../files.ts';
 
 export class DownloadError extends Error {
   constructor(

@@ -4,7 +4,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileSize, sha256File } from '../../lib/files.ts';
+import { fileSize, sha256File } from '../files.ts';
 import { checkSafetensorsHeader } from '../safetensors.ts';
 import { DownloadError, downloadFile, parseLength } from './http.ts';
 

@@ -4,7 +4,7 @@
  */
 import { copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileSize, sha256File } from '../../lib/files.ts';
+import { fileSize, sha256File } from '../files.ts';
 import { checkSafetensorsHeader } from '../safetensors.ts';
 
 export interface InstalledModel {

@@ -13,7 +13,7 @@ import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { ImapFlow } from 'imapflow';
 import { pino, type Logger } from 'pino';
-import type { ConnectorState, CorrectionEvent, CorrectionOrigin, CorrespondentInput, IncomingMessage, Label, ScoringService, Verdict, VerdictLabel } from '../../daemon/types.ts';
+import type { ConnectorState, CorrectionEvent, CorrectionOrigin, CorrespondentInput, IncomingMessage, Label, ScoringService, Verdict, VerdictLabel } from '../../daemon/contract.ts';
 import { requireDovecot, startDovecot, type DovecotServer } from '../helpers/dovecot.ts';
 import { ImapConnector, type AppliedEvent, type ImapConnectorOptions } from '../../connectors/imap/connector.ts';
 import { createImapConnectors } from '../../connectors/imap/index.ts';

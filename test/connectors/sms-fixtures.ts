@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Label } from '../../daemon/types.ts';
+import type { Label } from '../../daemon/contract.ts';
 
 export const UCI_PATH = fileURLToPath(new URL('../../../shared/data/SMSSpamCollection', import.meta.url));
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseCsvExport, parseSmsBackupXml, parseUciTsv, SmsExportError } from '../../connectors/sms/index.ts';
 import { importExport } from '../../connectors/sms/import.ts';
-import type { IncomingMessage } from '../../daemon/types.ts';
+import type { IncomingMessage } from '../../daemon/contract.ts';
 import { backupHeader, BACKUP_FOOTER, BASE_DATE, loadUci, makeTempDir, smsXml } from './sms-fixtures.ts';
 
 let dir = '';

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import type { IncomingMessage } from '../../daemon/types.ts';
+import type { IncomingMessage } from '../../daemon/contract.ts';
 import { parseTimestamp } from '../../connectors/sms/dates.ts';
 import {
   detectFormat,

@@ -93,7 +93,7 @@ test('npm pack, installed into a prefix, `gptspam serve` from / on a fresh home:
   assert.equal(pack.status, 0, pack.stderr);
   const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const packed = info!.files.map((f) => f.path);
-  assert.ok(packed.includes('dist/daemon/cli/main.js') && packed.includes('dist/daemon/training/worker.js') && packed.includes('dist/ui/index.html'));
+  assert.ok(packed.includes('dist/bin/main.js') && packed.includes('dist/daemon/training/worker.js') && packed.includes('dist/ui/index.html'));
   assert.ok(packed.includes('dist/model/vendor/tfjs-core-gradients.js'));
   assert.deepEqual(packed.filter((p) => p.endsWith('.ts') || p.startsWith('test/')), [], 'no sources or tests in the package');
 

@@ -1,8 +1,23 @@
 /**
- * The message shape and service contract shared by the daemon, its connectors and its API.
- * Connectors turn their source's messages into IncomingMessage and call the ScoringService; they never
- * touch the model or the database directly.
+ * The contract between the daemon and its connectors: the message shape connectors hand in, the services they call
+ * (scoring, corrections, known correspondents, their own persistent state), the Connector interface the daemon
+ * starts and stops, and the corrections it sends back. Connectors import this module and nothing else of the
+ * daemon; they never touch the model or the database.
  */
+import type { Logger } from 'pino';
+import type { ImapAccountConfig } from './config.ts';
+
+/**
+ * How the daemon reads a raw e-mail (its SpamAssassin training corpus goes through the same function), so what an
+ * e-mail connector scores is read exactly as what the model learned from.
+ */
+export { parseEmail, type ParsedEmail } from './email.ts';
+/** A file's SHA-256, streamed (e.g. to recognise an export file seen before under another name). */
+export { sha256File } from '../model/files.ts';
+/** Where a command-line client (`gptspam import`) finds the running daemon: its address and access token. */
+export { localDaemon, type LocalDaemon } from './local-daemon.ts';
+/** An IMAP account as the configuration gives it (validated there: exactly one secret, known options). */
+export type { ImapAccountConfig } from './config.ts';
 
 export type SourceKind = 'imap' | 'sms' | 'api';
 /**
@@ -95,6 +110,14 @@ export interface ConnectorState {
   set(key: string, value: unknown): Promise<void>;
 }
 
+/** What a connector may tell the daemon about its connection (logged: "is it connected to my mailbox?"). */
+export interface ConnectorEvents {
+  /** Logged in and watching: what is delivered from now on is new mail. */
+  connected: [];
+  disconnected: [];
+  error: [Error];
+}
+
 /** A running source of messages the daemon starts and stops. */
 export interface Connector {
   readonly source: SourceKind;
@@ -105,6 +128,31 @@ export interface Connector {
   stop(): Promise<void>;
   /** Applies a correction made elsewhere (UI, CLI) to the source, e.g. moves the IMAP message. */
   applyCorrection?(event: CorrectionEvent): Promise<void>;
+  /** Connection events, for a connector that has a connection (a folder watcher has none). */
+  on?<E extends keyof ConnectorEvents>(event: E, listener: (...args: ConnectorEvents[E]) => void): unknown;
+}
+
+/** What the configuration asks of the connectors. */
+export interface ConnectorSettings {
+  /** The folder watched for SMS exports; '' when none is. */
+  smsWatchFolder: string;
+  sms: { includeSent: boolean; settleSeconds: number };
+  imap: { accounts: ImapAccountConfig[]; pollSeconds: number; backlog: number };
+  /** Learn known correspondents (an IMAP account's Sent mailbox). */
+  knownCorrespondents: boolean;
+}
+
+/** Builds the connectors the settings ask for (connectors/index.ts); the daemon starts them once a model is ready. */
+export type ConnectorFactory = (settings: ConnectorSettings, services: ConnectorServices) => Connector[];
+
+/** What the daemon gives the connectors it starts. */
+export interface ConnectorServices {
+  scoring: ScoringService;
+  /** Persistent key → JSON state; each connector takes its own prefix. */
+  state(prefix: string): ConnectorState;
+  /** Export files already imported or failed (the SMS folder connector). */
+  importLedger: ImportLedger;
+  logger: Logger;
 }
 
 /** An export file a connector finished with: imported (perhaps with per-record problems) or failed, and why. */

@@ -1,6 +1,6 @@
 /**
  * Facts about a file on disk, streamed so that a multi-gigabyte checkpoint is never held in memory: its size and
- * its hash. Knows nothing of models or mail; used by the model (downloads, weights) and the connectors alike.
+ * its hash. Knows nothing of models or mail: used by the model (downloads, weights), and by connectors through the daemon's contract.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
