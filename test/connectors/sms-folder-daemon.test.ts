@@ -28,15 +28,6 @@ after(async () => {
   if (d && d.proc.exitCode === null) await d.stop();
 });
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${d.output().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 const status = () => d.api<Status>('GET', '/api/status');
 const logLines = (text: string) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 const folder = () => join(d.home, 'inbox', 'sms');
@@ -56,7 +47,7 @@ test('bad export files are reported with their reasons, their good messages kept
   writeFileSync(join(folder(), 'latin.tsv'), Buffer.concat([Buffer.from(`${tsv.join('\n')}\n`), Buffer.from([0x68, 0x61, 0x6d, 0x09, 0x43, 0x61, 0x66, 0xe9, 0x0a])]));
   writeFileSync(join(folder(), 'notes.txt'), 'remember to buy milk\n');
 
-  const s = await until('4 files handled', async () => {
+  const s = await d.waitFor('4 files handled', async () => {
     const st = await status();
     return st.imports.files === 4 ? st : undefined;
   });
@@ -83,7 +74,7 @@ test('SIGTERM during a 20,000-message import ends within 10 s; the next start co
     kind: 'sms' as const, address: `+4477002${String(i % 1000).padStart(4, '0')}`, date: BASE_DATE + i * 1000, type: 1 as const, body: rows[i % rows.length]!.text,
   }));
   writeFileSync(join(folder(), 'phone-2023.xml'), backupHeader(n) + specs.map(smsXml).join('') + BACKUP_FOOTER);
-  await until('the import to be under way', async () => ((await status()).counts.messages - afterBadFiles >= 1000 ? true : undefined));
+  await d.waitFor('the import to be under way', async () => ((await status()).counts.messages - afterBadFiles >= 1000 ? true : undefined));
 
   const t0 = Date.now();
   const code = await d.stop();
@@ -95,7 +86,7 @@ test('SIGTERM during a 20,000-message import ends within 10 s; the next start co
 
   const home = d.home;
   d = await startDaemon({ home });
-  const done = await until('the import to complete', async () => {
+  const done = await d.waitFor('the import to complete', async () => {
     const st = await status();
     return st.imports.files === 5 && st.counts.messages === afterBadFiles + n ? st : undefined;
   }, 300_000);

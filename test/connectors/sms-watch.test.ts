@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { watchExportFolder, type FolderWatch } from '../../connectors/sms/index.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { backupXml, buildSpecs, loadUci, makeTempDir } from './sms-fixtures.ts';
 
 const SETTLE_MS = 400;
@@ -30,14 +31,6 @@ function recordCalls(dir: string, onError?: (err: unknown, path: string) => void
   return { calls, watch };
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
 it('reports a file written in chunks once, after it settles, and again when it grows', async () => {
   const dir = await freshDir('chunks');
   const { calls, watch } = recordCalls(dir);
@@ -53,7 +46,7 @@ it('reports a file written in chunks once, after it settles, and again when it g
       assert.equal(calls.length, 0, 'not reported while still being written');
     }
     const fullSize = (await stat(path)).size;
-    await waitFor(() => calls.length === 1, 'first report');
+    await waitFor('first report', () => calls.length === 1, { timeoutMs: 5000, intervalMs: 10 });
     assert.equal(calls[0]?.path, path);
     assert.equal(calls[0]?.size, fullSize);
     assert.ok((calls[0]?.at ?? 0) - lastWrite >= SETTLE_MS, 'waited for the file to settle');
@@ -62,7 +55,7 @@ it('reports a file written in chunks once, after it settles, and again when it g
     assert.equal(calls.length, 1, 'an unchanged file is reported only once');
 
     await appendFile(path, '<!-- appended later -->\n');
-    await waitFor(() => calls.length === 2, 'report after growth');
+    await waitFor('report after growth', () => calls.length === 2, { timeoutMs: 5000, intervalMs: 10 });
     assert.equal(calls[1]?.size, fullSize + '<!-- appended later -->\n'.length);
     await sleep(SETTLE_MS * 2);
     assert.equal(calls.length, 2);
@@ -81,7 +74,7 @@ it('ignores partial downloads and dot-files, and reports the file they are renam
     await sleep(SETTLE_MS * 2);
     assert.equal(calls.length, 0, 'partial, hidden and empty files are not reported');
     await rename(join(dir, 'export.csv.part'), join(dir, 'export.csv'));
-    await waitFor(() => calls.length === 1, 'renamed file');
+    await waitFor('renamed file', () => calls.length === 1, { timeoutMs: 5000, intervalMs: 10 });
     assert.equal(calls[0]?.path, join(dir, 'export.csv'));
   } finally {
     await watch.stop();
@@ -101,9 +94,9 @@ it('keeps watching when a callback fails, and reports a missing folder once', as
   });
   try {
     await writeFile(join(dir, 'bad.csv'), 'x');
-    await waitFor(() => errors.some(([p]) => p.endsWith('bad.csv')), 'callback error');
+    await waitFor('callback error', () => errors.some(([p]) => p.endsWith('bad.csv')), { timeoutMs: 5000, intervalMs: 10 });
     await writeFile(join(dir, 'good.csv'), 'y');
-    await waitFor(() => seen.some((p) => p.endsWith('good.csv')), 'next file after a failure');
+    await waitFor('next file after a failure', () => seen.some((p) => p.endsWith('good.csv')), { timeoutMs: 5000, intervalMs: 10 });
     await sleep(200);
     assert.deepEqual(errors.filter(([p]) => p.endsWith('nope')).length, 1, 'missing folder reported once');
     assert.match(errors.find(([p]) => p.endsWith('nope'))?.[1] ?? '', /ENOENT/);
@@ -123,7 +116,7 @@ it('stop() waits for a running callback and ends scanning', async () => {
     finished++;
   }, { settleMs: 50, pollMs: POLL_MS });
   await writeFile(join(dir, 'a.xml'), '<smses/>');
-  await waitFor(() => running, 'callback start');
+  await waitFor('callback start', () => running, { timeoutMs: 5000, intervalMs: 10 });
   await watch.stop();
   assert.equal(finished, 1, 'stop resolved after the callback finished');
   await writeFile(join(dir, 'b.xml'), '<smses/>');

@@ -10,17 +10,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../../daemon/store/index.ts';
 import { newHome, startDaemon, TEST_CONFIG, type RunningDaemon } from '../helpers/daemon.ts';
+import type { MessageView } from '../../daemon/views.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/gptspam.js', import.meta.url));
 
-interface MessageView {
-  id: number;
-  externalId: string;
-  label: string | null;
-  kind: string;
-  verdict: { spamProbability: number; label: string; reason: string; modelVersion: number; thresholds: { spam: number | null; ham: number | null; origin: string } } | null;
-  correction: { label: string; origin: string } | null;
-}
 interface ModelsAnswer {
   current: number | null;
   models: Array<{ version: number; status: string; corrections: number; comparedWith: { candidateAccuracy: number; currentAccuracy: number | null } | null; metrics: { accuracy: number } | null }>;

@@ -8,11 +8,8 @@ import { after, before, test } from 'node:test';
 import { join } from 'node:path';
 import { Store } from '../../daemon/store/index.ts';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
+import type { MessageView } from '../../daemon/views.ts';
 
-interface MessageView {
-  id: number;
-  verdict: { spamProbability: number; modelVersion: number } | null;
-}
 interface ExplanationView {
   messageId: number;
   modelVersion: number;

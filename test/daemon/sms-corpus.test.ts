@@ -12,8 +12,8 @@ import { after, before, test } from 'node:test';
 import { zipSync } from 'fflate';
 import { newHome, startDaemon, TEST_CONFIG, type RunningDaemon } from '../helpers/daemon.ts';
 import { SMS_COLLECTION } from '../helpers/fixture.ts';
+import type { MessageView } from '../../daemon/views.ts';
 
-interface MessageView { verdict: { label: string; reason: string; thresholds: { spam: number | null; ham: number | null; origin: string } } }
 interface Status { verdicts: { kinds: Record<string, { trainedOn: boolean; summary: string; thresholds: { origin: string } }> } }
 interface RunView { id: number; status: string }
 
@@ -58,7 +58,7 @@ test('offline without the SMS Spam Collection: one log line says what to do, and
   assert.match(status.verdicts.kinds.sms!.summary, /never called spam, only uncertain/);
   assert.equal(status.verdicts.kinds.email!.trainedOn, true, 'e-mail is still learned from the SpamAssassin corpus');
   const m = await d.api<{ message: MessageView }>('POST', '/api/messages', { body: SPAM_TEXT, kind: 'sms', externalId: 'offline-1' });
-  assert.deepEqual([m.message.verdict.label, m.message.verdict.reason], ['uncertain', 'kind-not-trained']);
+  assert.deepEqual([m.message.verdict!.label, m.message.verdict!.reason], ['uncertain', 'kind-not-trained']);
   assert.equal(await d.stop(), 0);
 });
 
@@ -86,14 +86,14 @@ test('with a mirror, the next run downloads the collection, checks it, and learn
   assert.equal(status.verdicts.kinds.sms!.trainedOn, true);
   assert.equal(status.verdicts.kinds.other!.thresholds.origin, 'configured');
   const m = await d.api<{ message: MessageView }>('POST', '/api/messages', { body: SPAM_TEXT, kind: 'sms', externalId: 'online-1' });
-  assert.notEqual(m.message.verdict.reason, 'kind-not-trained');
-  assert.equal(m.message.verdict.thresholds.origin, 'calibrated');
+  assert.notEqual(m.message.verdict!.reason, 'kind-not-trained');
+  assert.equal(m.message.verdict!.thresholds.origin, 'calibrated');
   const other = await d.api<{ message: MessageView }>('POST', '/api/messages', { body: SPAM_TEXT, externalId: 'other-1' });
-  assert.equal(other.message.verdict.thresholds.origin, 'configured');
-  assert.deepEqual([other.message.verdict.thresholds.spam, other.message.verdict.thresholds.ham], [0.5, 0.5]);
-  assert.ok(['ham', 'spam'].includes(other.message.verdict.label), 'a single fixed threshold leaves no uncertain band');
+  assert.equal(other.message.verdict!.thresholds.origin, 'configured');
+  assert.deepEqual([other.message.verdict!.thresholds.spam, other.message.verdict!.thresholds.ham], [0.5, 0.5]);
+  assert.ok(['ham', 'spam'].includes(other.message.verdict!.label), 'a single fixed threshold leaves no uncertain band');
   // The allow list is off: a known address changes nothing.
   await d.api('POST', '/api/correspondents', { correspondents: [{ address: '+447700900555' }] });
   const known = await d.api<{ message: MessageView }>('POST', '/api/messages', { body: SPAM_TEXT, kind: 'sms', sender: '+447700900555', externalId: 'known-1' });
-  assert.notEqual(known.message.verdict.reason, 'known-correspondent');
+  assert.notEqual(known.message.verdict!.reason, 'known-correspondent');
 });

@@ -15,10 +15,10 @@ import { ImapFlow } from 'imapflow';
 import { spamAssassin, splitPoint, trainingSets } from '../../daemon/training/corpus.ts';
 import { loadConfig } from '../../daemon/config.ts';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
+import type { MessageView } from '../../daemon/views.ts';
 import { startDovecot, type DovecotServer } from '../helpers/dovecot.ts';
 import { backupXml, loadUci, type SmsSpec } from '../connectors/sms-fixtures.ts';
 
-interface MessageView { id: number; kind: string; source: string; externalId: string; sender: string | null; label: string | null; verdict: { label: string; reason: string } | null }
 interface KindFigures { nHam: number; nSpam: number; hamFlagged: number; spamCaught: number; hamLoss: number; spamMissed: number; oneMinusRocaPercent: number; summary: string }
 
 const HELD_BACK_HAM = 1000;
@@ -30,28 +30,6 @@ let server: DovecotServer;
 let d: RunningDaemon;
 let imap: ImapFlow;
 const truth = new Map<string, 'ham' | 'spam'>(); // the IMAP connector's externalId (UIDVALIDITY:UID) → the corpus label
-
-/** Every message the daemon stored from one source, paging through the API. */
-async function stored(source: 'sms' | 'imap'): Promise<MessageView[]> {
-  const all: MessageView[] = [];
-  let before: number | null = null;
-  do {
-    const page: { messages: MessageView[]; nextBefore: number | null } = await d.api('GET', `/api/messages?source=${source}&limit=200${before ? `&before=${before}` : ''}`);
-    all.push(...page.messages);
-    before = page.nextBefore;
-  } while (before !== null);
-  return all;
-}
-
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${d.output().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 // The held-back texts: chosen by a hash of the text, so the choice does not follow the file's order.
 const uci = loadUci();
@@ -80,7 +58,7 @@ before(async () => {
   d = await startDaemon({ home, env: { HF_ENDPOINT: 'http://127.0.0.1:9' }, readyTimeoutMs: 30 * 60_000 });
   imap = new ImapFlow({ host: server.host, port: server.port, secure: false, auth: { user: server.user, pass: server.password }, logger: false });
   await imap.connect();
-  await waitUntil('the IMAP connector', async () => (/"account":"me"[^\n]*connector connected/.test(d.output()) ? true : undefined), 120_000);
+  await d.waitFor('the IMAP connector', async () => (/"account":"me"[^\n]*connector connected/.test(d.output()) ? true : undefined), 120_000);
 });
 
 after(async () => {
@@ -121,12 +99,12 @@ test('with the default configuration, unseen ham is flagged at most 1% and unsee
   writeFileSync(join(folder, 'backup.xml.part'), backupXml(specs)); // a partial name is not picked up
   renameSync(join(folder, 'backup.xml.part'), join(folder, 'backup.xml'));
 
-  const sms = await waitUntil('the SMS backup to be scored', async () => {
-    const list = await stored('sms');
+  const sms = await d.waitFor('the SMS backup to be scored', async () => {
+    const list = await d.messages('source=sms');
     return list.length >= specs.length ? list : undefined;
   }, 15 * 60_000);
-  const mails = await waitUntil('the e-mails to be scored', async () => {
-    const list = await stored('imap');
+  const mails = await d.waitFor('the e-mails to be scored', async () => {
+    const list = await d.messages('source=imap');
     return list.length >= pick.length ? list : undefined;
   }, 15 * 60_000);
 
@@ -164,14 +142,14 @@ test('with the default configuration, unseen ham is flagged at most 1% and unsee
 
 test('a message from someone in the Sent mailbox stays in the INBOX even when the model scores it as spam', async () => {
   // The text of an e-mail the model called spam, now from the friend.
-  const caught = (await stored('imap')).find((m) => m.verdict?.label === 'spam');
+  const caught = (await d.messages('source=imap')).find((m) => m.verdict?.label === 'spam');
   assert.ok(caught, 'some spam was caught');
   const text = (await d.api<{ text: string }>('GET', `/api/messages/${caught.id}`)).text;
   const body = text.split('\n\n').slice(1).join('\n\n');
   const subject = /^Subject: (.*)$/m.exec(text)?.[1] ?? '';
   const appended = await imap.append('INBOX', Buffer.from(`From: My Friend <friend@example.org>\r\nTo: me@example.org\r\nSubject: ${subject}\r\nMessage-ID: <friend-1@test>\r\n\r\n${body.replace(/\r?\n/g, '\r\n')}\r\n`));
   const externalId = `${appended && appended.uidValidity}:${appended && appended.uid}`;
-  const m = await waitUntil('the friend\'s message to be scored', async () => (await stored('imap')).find((x) => x.externalId === externalId), 120_000);
+  const m = await d.waitFor('the friend\'s message to be scored', async () => (await d.messages('source=imap')).find((x) => x.externalId === externalId), 120_000);
   const v = (await d.api<{ verdict: { label: string; reason: string; spamProbability: number; thresholds: { spam: number | null } } }>('GET', `/api/messages/${m.id}`)).verdict;
   assert.deepEqual([v.label, v.reason], ['ham', 'known-correspondent']);
   assert.ok(v.thresholds.spam !== null && v.spamProbability >= v.thresholds.spam, `the model scored it ${v.spamProbability}, spam from ${v.thresholds.spam}`);

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { SMS_COLLECTION } from './fixture.ts';
+import { waitFor } from './wait.ts';
+import type { MessageView } from '../../daemon/views.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/gptspam.js', import.meta.url));
 
@@ -39,6 +41,10 @@ export interface RunningDaemon {
   kill(): Promise<void>;
   /** Opens /ws and collects its events. */
   events(): Promise<EventLog>;
+  /** Every message matching a /api/messages query (e.g. "source=sms"), all pages, newest first. */
+  messages(query?: string): Promise<MessageView[]>;
+  /** Waits for `look` to give a value (not undefined or false); fails at once if the daemon exits. */
+  waitFor<T>(what: string, look: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs?: number): Promise<T>;
 }
 
 export interface EventLog {
@@ -54,15 +60,12 @@ export function newHome(config: Record<string, unknown> = TEST_CONFIG): string {
   return home;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, proc?: ChildProcess, output?: () => string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (proc && proc.exitCode !== null) throw new Error(`the daemon exited (${proc.exitCode}) while waiting for ${what}:\n${output?.().slice(-3000)}`);
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${output?.().slice(-3000) ?? ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Waits for `look` while the process lives; its exit (with its last output) ends the wait at once. */
+function waitWhileRunning<T>(what: string, look: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, proc: ChildProcess, output: () => string): Promise<T> {
+  return waitFor(what, () => {
+    if (proc.exitCode !== null) throw new Error(`the daemon exited (${proc.exitCode}) while waiting for ${what}:\n${output().slice(-3000)}`);
+    return look();
+  }, { timeoutMs, context: () => output().slice(-3000) });
 }
 
 export async function startDaemon(
@@ -81,7 +84,7 @@ export async function startDaemon(
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   process.on('exit', () => proc.kill('SIGKILL'));
 
-  const url = await waitFor('the listening address', () => /open (http:\/\/[\d.]+:\d+)\//.exec(out)?.[1], 60_000, proc, output);
+  const url = await waitWhileRunning('the listening address', () => /open (http:\/\/[\d.]+:\d+)\//.exec(out)?.[1], 60_000, proc, output);
   const token = readFileSync(join(home, 'token'), 'utf8').trim();
   const authed = (path: string, init: RequestInit = {}) =>
     fetch(`${url}${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...(init.headers ?? {}) } });
@@ -112,12 +115,23 @@ export async function startDaemon(
       });
       return {
         events: log,
-        waitFor: (pred, timeoutMs = 60_000) => waitFor('a WebSocket event', () => log.find(pred), timeoutMs, proc, output),
+        waitFor: (pred, timeoutMs = 60_000) => waitWhileRunning('a WebSocket event', () => log.find(pred), timeoutMs, proc, output),
         close: () => ws.close(),
       };
     },
+    async messages(query = '') {
+      const all: MessageView[] = [];
+      let before: number | null = null;
+      do {
+        const page: { messages: MessageView[]; nextBefore: number | null } = await daemon.api('GET', `/api/messages?limit=200${query ? `&${query}` : ''}${before ? `&before=${before}` : ''}`);
+        all.push(...page.messages);
+        before = page.nextBefore;
+      } while (before !== null);
+      return all;
+    },
+    waitFor: (what, look, timeoutMs = 60_000) => waitWhileRunning(what, look, timeoutMs, proc, output),
   };
-  await waitFor(
+  await waitWhileRunning(
     'the first model',
     async () => {
       const h = (await (await fetch(`${url}/api/health`)).json()) as { ready: boolean };

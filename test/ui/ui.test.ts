@@ -11,13 +11,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { REPO_ROOT } from '../helpers/fixture.ts';
 import { requireChromium } from '../helpers/chromium.ts';
 import { startDaemon, TEST_CONFIG, type RunningDaemon } from '../helpers/daemon.ts';
+import type { MessageView } from '../../daemon/views.ts';
 const OUT = join(REPO_ROOT, 'test-output');
 
-interface MessageView {
-  id: number;
-  label: string | null;
-  correction: { label: string; origin: string } | null;
-}
 
 let d: RunningDaemon;
 let browser: Browser;
