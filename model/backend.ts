@@ -185,7 +185,7 @@ async function importOptional(backend: BackendName, pkgs: string[], hint: string
       mods.push(await import(specifier));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      const firstLine = String(err.message).split('\n')[0];
+      const firstLine = String(err.message).split('\n')[0] ?? '';
       const notFound = err.code === 'ERR_MODULE_NOT_FOUND' || err.code === 'MODULE_NOT_FOUND';
       const missing = notFound ? /['"]([^'"]+)['"]/.exec(firstLine)?.[1] : undefined;
       if (missing === pkg) throw new MissingPackageError(needs);

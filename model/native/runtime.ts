@@ -54,7 +54,7 @@ async function load(threads: number): Promise<NativeRuntime> {
     ort = mod.default ?? mod;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const first = String(err.message).split('\n')[0];
+    const first = String(err.message).split('\n')[0] ?? '';
     if ((err.code === 'ERR_MODULE_NOT_FOUND' || err.code === 'MODULE_NOT_FOUND') && first.includes(`'${PACKAGE}'`)) {
       throw new NativeMissingError(`${PACKAGE} is not installed (npm install ${PACKAGE})`);
     }
