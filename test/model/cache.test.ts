@@ -85,18 +85,25 @@ describe('trunk cache', () => {
       trainStep(b, ob, fb, labels);
     }
     const vb = b.trainableVariables();
+    let skipped = 0;
     for (const [name, v] of a.trainableVariables()) {
       // Elements whose gradient is rounding noise (e.g. the key bias, exactly zero in exact arithmetic) get
-      // noise-signed AdamW steps in any implementation: allow them the full 5 · lr, as the fixture README does.
+      // noise-signed AdamW steps in any implementation.
       const g0 = ga.grads.get(name)!.dataSync();
       const gMax = Math.max(...Array.from(g0, Math.abs));
       const want = v.dataSync();
       const got = vb.get(name)!.dataSync();
       for (let i = 0; i < want.length; i++) {
-        const tol = Math.abs(g0[i]!) < 1e-4 * gMax ? 5 * 1e-3 * 2 : 1e-5 + 1e-4 * Math.abs(want[i]!);
-        assert.ok(Math.abs(got[i]! - want[i]!) <= tol, `after 5 steps ${name}[${i}]: ${got[i]} vs ${want[i]}`);
+        // A tolerance of every step's full size could not fail: such elements are skipped, and counted below.
+        if (Math.abs(g0[i]!) < 1e-4 * gMax) {
+          skipped++;
+          continue;
+        }
+        assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-5 + 1e-4 * Math.abs(want[i]!), `after 5 steps ${name}[${i}]: ${got[i]} vs ${want[i]}`);
       }
     }
+    // Counted on this fixture and seed: a change here means the gradients themselves changed.
+    assert.equal(skipped, 312, 'elements whose gradient is rounding noise');
     a.dispose();
     b.dispose();
   });

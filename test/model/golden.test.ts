@@ -178,6 +178,7 @@ describe('training', () => {
     const b = batch();
     trainStep(clf, opt, clf.frozenFeatures(b), expected.labels);
     let checked = 0;
+    let skipped = 0;
     for (const [name, v] of vars) {
       const now = tf.tidy(() => (name === 'head.weight' ? tf.transpose(v) : v).dataSync());
       const was = before.get(name)!;
@@ -185,14 +186,20 @@ describe('training', () => {
       const g = refGrads.get(name)!;
       const gMax = Math.max(...Array.from(g, Math.abs));
       for (let i = 0; i < want.length; i++) {
+        // Where the gradient is rounding noise, float32 decides the step's sign (README: "Comparing"): a tolerance
+        // of the whole step could not fail there, so those elements are skipped, and counted.
+        if (Math.abs(g[i]!) < 1e-4 * gMax) {
+          skipped++;
+          continue;
+        }
         const delta = now[i]! - was[i]!;
         const wantDelta = want[i]! - was[i]!;
-        const tol = Math.abs(g[i]!) < 1e-4 * gMax ? 1.1e-4 : 1e-6;
-        assert.ok(Math.abs(delta - wantDelta) <= tol, `${name}[${i}]: step ${delta}, expected ${wantDelta}`);
+        assert.ok(Math.abs(delta - wantDelta) <= 1e-6, `${name}[${i}]: step ${delta}, expected ${wantDelta}`);
         checked++;
       }
     }
-    assert.equal(checked, 12834);
+    assert.equal(skipped, 169, 'the fixture README counts 169 elements whose gradient is noise');
+    assert.equal(checked, 12834 - 169);
     const logits = clf.logits(b);
     assertClose(logits.dataSync(), flat(expected.cls_logits_last_real_after_step), 'logits after one step');
     clf.dispose();

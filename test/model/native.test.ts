@@ -258,18 +258,25 @@ describe('trunk cache filled natively', () => {
     const rb = trainClassifier(b, examples.slice(0, 6), examples.slice(6), { ...opts, features: fb });
     assertClose(rb.evals.map((e) => e.trainLoss), ra.evals.map((e) => e.trainLoss), 'train losses', 1e-5, 1e-5);
     const vb = b.trainableVariables();
+    let skipped = 0;
     for (const [name, v] of a.trainableVariables()) {
       // As in cache.test.ts: elements whose gradient is rounding noise (e.g. the key bias, exactly zero in exact
-      // arithmetic) take noise-signed AdamW steps in any implementation: allow them every step's full lr.
+      // arithmetic) take noise-signed AdamW steps in any implementation.
       const g = g0.get(name)!.dataSync();
       const gMax = Math.max(...Array.from(g, Math.abs));
       const want = v.dataSync();
       const got = vb.get(name)!.dataSync();
       for (let i = 0; i < want.length; i++) {
-        const tol = Math.abs(g[i]!) < 1e-4 * gMax ? 2 * rb.steps * 1e-3 : 1e-5 + 1e-4 * Math.abs(want[i]!);
-        assert.ok(Math.abs(got[i]! - want[i]!) <= tol, `${name}[${i}]: ${got[i]} vs ${want[i]}`);
+        // A tolerance of every step's full size could not fail: such elements are skipped, and counted below.
+        if (Math.abs(g[i]!) < 1e-4 * gMax) {
+          skipped++;
+          continue;
+        }
+        assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-5 + 1e-4 * Math.abs(want[i]!), `${name}[${i}]: ${got[i]} vs ${want[i]}`);
       }
     }
+    // Counted on this fixture and seed: a change here means the gradients themselves changed.
+    assert.equal(skipped, 223, 'elements whose gradient is rounding noise');
     a.dispose();
     b.dispose();
   });
