@@ -6,13 +6,15 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, initInference, nativeRuntime, type BackendName, type InferenceName } from '../../model/backend.ts';
-import { loadCheckpoint, saveCheckpoint } from '../../model/checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint, type CheckpointInfo } from '../../model/checkpoint.ts';
 import { GPT2Classifier, toTokenBatch, type ClassifierOptions, type HeadInit, type Pooling, type TrainableLayers } from '../../model/classifier.ts';
 import { SCRATCH_SIZES } from '../../model/config.ts';
 import { readLabeledCsv } from '../../model/dataset.ts';
 import { errorRates, logOdds, probability } from '../../model/calibration.ts';
 import { computeMetrics, formatConfusion } from '../../model/metrics.ts';
-import type { ModelCalibration } from '../verdicts.ts';
+import type { MessageKind } from '../contract.ts';
+import { modelText } from '../message-text.ts';
+import { decide, type ModelCalibration } from '../verdicts.ts';
 import { renderTrainingCurvesSvg } from '../../model/plot.ts';
 import { SafetensorsFile } from '../../model/safetensors.ts';
 import { decode, encode } from '../../model/tokenizer.ts';
@@ -109,7 +111,8 @@ export function registerModelCommands(program: Command, modelCommand: Command): 
       .option('--weights <file>', 'a base GPT-2 model.safetensors instead of a fine-tuned model')
       .option('--head <file>', 'with --weights: a classification head (PyTorch nn.Linear layout: weight [classes, emb], bias [classes])')
       .option('--max-tokens <n>', 'with --weights: truncation length', int('--max-tokens'))
-      .option('--threshold <p>', 'spam when the spam probability is at least this', Number, 0.5)
+      .option('--threshold <p>', 'spam when the spam probability is at least this (default: a daemon model\'s calibrated thresholds for --kind, else 0.5)', Number)
+      .addOption(new Option('--kind <kind>', 'what the texts are, for a daemon model\'s calibrated thresholds (ham, uncertain, spam)').choices(['email', 'sms', 'other']).default('sms'))
       .option('--json', 'one JSON object per text, with raw logits')
       .option('--explain', 'which words pushed towards spam or ham (integrated gradients; seconds per text on a CPU)')
       .addOption(backendOption())
@@ -233,7 +236,9 @@ interface EvalFlags {
 async function evalCommand(flags: EvalFlags): Promise<void> {
   await useBackend(flags.backend, flags.inference);
   const { classifier: clf, info } = await loadCheckpoint(resolve(flags.model), { basePath: flags.base });
-  const rows = await readLabeledCsv(resolve(flags.data));
+  const calibration = calibrationOf(info);
+  // A daemon model read its training texts through the daemon's model-text function: so do these.
+  const rows = (await readLabeledCsv(resolve(flags.data))).map((r) => (calibration ? { ...r, text: modelText({ kind: flags.kind, body: r.text }) } : r));
   const set = encodeExamples(rows, info.maxTokens);
   const features = defaultFeatures(clf, info.maxTokens);
   await warmTrunk(features, clf, set);
@@ -247,7 +252,7 @@ async function evalCommand(flags: EvalFlags): Promise<void> {
   }
   // The model's own thresholds for that kind when the daemon calibrated it, else --threshold (no uncertain band).
   const scored = r.logits.map(([ham, spam], i) => ({ score: spam! - ham!, spam: set[i]!.label === 1 }));
-  const calibrated = (info.extra?.calibration as ModelCalibration | undefined)?.kinds?.[flags.kind];
+  const calibrated = calibration?.kinds[flags.kind];
   const thresholds = calibrated
     ? { spam: calibrated.spamThreshold, ham: calibrated.hamThreshold, origin: `calibrated for ${flags.kind}` }
     : { spam: logOdds(flags.threshold), ham: logOdds(flags.threshold), origin: '--threshold' };
@@ -296,8 +301,8 @@ async function readHead(path: string): Promise<HeadInit> {
 async function classify(
   texts: string[],
   flags: {
-    model?: string; weights?: string; head?: string; maxTokens?: number; threshold: number; json?: boolean; explain?: boolean;
-    backend: BackendName; inference: InferenceName; pooling: Pooling; causalMask: boolean;
+    model?: string; weights?: string; head?: string; maxTokens?: number; threshold?: number; json?: boolean; explain?: boolean;
+    kind: MessageKind; backend: BackendName; inference: InferenceName; pooling: Pooling; causalMask: boolean;
   },
 ): Promise<void> {
   await useBackend(flags.backend, flags.inference);
@@ -308,6 +313,8 @@ async function classify(
   let names = LABEL_NAMES;
   let release: () => Promise<void> | void;
   let tfjsClassifier: () => Promise<GPT2Classifier>;
+  /** A daemon model's thresholds per kind of message (its checkpoint carries them). */
+  let calibration: ModelCalibration | null = null;
   if (flags.weights) {
     const head = flags.head ? await readHead(resolve(flags.head)) : undefined;
     const base = await loadGPT2(resolve(flags.weights));
@@ -328,6 +335,7 @@ async function classify(
       const weights = await checkpointWeights(dir, 'logits');
       const native = await NativeClassifier.create(rt, weights, 'logits');
       const { info } = weights;
+      calibration = calibrationOf(info);
       source = native;
       maxTokens = info.maxTokens;
       names = info.labelNames;
@@ -339,6 +347,7 @@ async function classify(
       };
     } else {
       const loaded = await loadCheckpoint(dir);
+      calibration = calibrationOf(loaded.info);
       source = new TfjsLogits(loaded.classifier);
       maxTokens = loaded.info.maxTokens;
       names = loaded.info.labelNames;
@@ -349,16 +358,26 @@ async function classify(
   // Batched by length (BatchScorer); each text's logits are what it gets alone (only `last` pooling pads, to
   // the training width, as the chapter).
   const scorer = new BatchScorer(source, { maxTokens, batchSize: 16 });
-  const all = await scorer.scoreMany(inputs);
+  // A daemon model read its training texts through the daemon's model-text function: so do these.
+  const modelTexts = calibration ? inputs.map((body) => modelText({ kind: flags.kind, body })) : inputs;
+  const all = await scorer.scoreMany(modelTexts);
+  // The daemon's verdict: its calibrated thresholds for the kind, unless --threshold fixes one (0.5 for a model
+  // without calibration, the chapter's decision).
+  const fixed = flags.threshold !== undefined || !calibration ? { spam: flags.threshold ?? 0.5, ham: flags.threshold ?? 0.5 } : undefined;
+  const spamClassifier = names.length === 2 && names[0] === 'ham' && names[1] === 'spam';
   // Explanations need gradients, so the tfjs classifier (loaded now if scoring ran natively).
   const explainer = flags.explain ? explainerFor(await tfjsClassifier(), maxTokens, names) : undefined;
   all.forEach((logits, i) => {
     const probs = softmax(logits);
     const spam = names.length === 2 ? probs[1]! : NaN;
-    const label = names.length === 2 ? (spam >= flags.threshold ? names[1]! : names[0]!) : names[probs.indexOf(Math.max(...probs))]!;
-    const tokens = encode(inputs[i]!, maxTokens).length;
-    const explanation = explainer?.explain(inputs[i]!);
-    if (flags.json) console.log(JSON.stringify({ index: i, label, spamProbability: spam, probabilities: probs, logits, tokens, ...(explanation ? { explanation } : {}) }));
+    const verdict = spamClassifier ? decide(logits[1]! - logits[0]!, flags.kind, calibration, { fixed }) : undefined;
+    const label = verdict?.label ?? (names.length === 2 ? (spam >= (flags.threshold ?? 0.5) ? names[1]! : names[0]!) : names[probs.indexOf(Math.max(...probs))]!);
+    const tokens = encode(modelTexts[i]!, maxTokens).length;
+    const explanation = explainer?.explain(modelTexts[i]!);
+    if (flags.json) {
+      const reason = verdict ? { reason: verdict.reason, thresholds: verdict.thresholds } : {};
+      console.log(JSON.stringify({ index: i, label, ...reason, spamProbability: spam, probabilities: probs, logits, tokens, ...(explanation ? { explanation } : {}) }));
+    }
     else {
       console.log(`${label}\t${Number.isNaN(spam) ? '' : spam.toFixed(4)}\t${oneLine(inputs[i]!)}`);
       if (explanation) console.log(formatExplanation(explanation, { color: process.stdout.isTTY === true && !process.env.NO_COLOR }).join('\n'));
@@ -366,6 +385,10 @@ async function classify(
   });
   explainer?.dispose();
   await release();
+}
+
+function calibrationOf(info: CheckpointInfo): ModelCalibration | null {
+  return (info.extra?.calibration as ModelCalibration | undefined) ?? null;
 }
 
 /** Explains spam minus ham (by label name; classes 1 and 0 for models without those names). */
