@@ -124,6 +124,23 @@ test('calibration: each kind has held-out thresholds and error rates, shown in s
   assert.match(await svg.text(), /^<svg[\s\S]*Spam caught[\s\S]*<\/svg>$/);
 });
 
+test('the CLI judges texts as the daemon does: the model\'s calibrated thresholds for the kind, with the reason', async () => {
+  const dir = join(d.home, 'models', 'versions', 'v1');
+  const run = (kind: string) => spawnSync(process.execPath, [BIN, 'classify', '--model', dir, '--kind', kind, '--json', '--backend', 'wasm', SPAM[0]!], { encoding: 'utf8', timeout: 120_000 });
+  const other = run('other');
+  assert.equal(other.status, 0, other.stderr);
+  const o = JSON.parse(other.stdout.trim()) as { label: string; reason: string };
+  assert.deepEqual([o.label, o.reason], ['uncertain', 'kind-not-trained']);
+  const sms = JSON.parse(run('sms').stdout.trim()) as { label: string; reason: string; spamProbability: number; thresholds: { spam: number | null; ham: number | null; origin: string } };
+  assert.equal(sms.thresholds.origin, 'calibrated');
+  const expected = sms.thresholds.spam !== null && sms.spamProbability >= sms.thresholds.spam ? 'spam' : sms.spamProbability < sms.thresholds.ham! ? 'ham' : 'uncertain';
+  assert.equal(sms.label, expected);
+  // The same text the daemon scored as an SMS earlier: the same score and verdict.
+  const stored = (await d.api<{ message: MessageView; duplicate: boolean }>('POST', '/api/messages', { body: SPAM[0], sender: '+447700900123', externalId: 'sms-1', kind: 'sms' })).message.verdict!;
+  assert.ok(Math.abs(stored.spamProbability - sms.spamProbability) < 1e-4, `daemon ${stored.spamProbability}, CLI ${sms.spamProbability}`);
+  assert.equal(stored.label, sms.label);
+});
+
 test('known correspondents: their messages are ham whatever the score, the score is kept; the list can be read and edited', async () => {
   const before = await d.api<{ total: number }>('GET', '/api/correspondents');
   const added = await d.api<{ added: number }>('POST', '/api/correspondents', { correspondents: [{ address: '+44 7700 900999', display: 'Mum' }, { address: 'Bob <BOB@example.org>' }] });
