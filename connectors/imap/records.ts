@@ -1,75 +1,91 @@
 /**
  * What the IMAP connector remembers between runs, kept in its ConnectorState as JSON: per-mailbox cursors,
- * per-message records and corrections not yet carried out. Everything read back is checked (as*), since the
- * state outlives versions of this code; the record key identifies a message across moves and renumbering.
+ * per-message records and corrections not yet carried out. Everything read back is parsed by a schema (as*), since
+ * the state outlives versions of this code; the record key identifies a message across moves and renumbering.
  */
 import { createHash } from 'node:crypto';
-import type { VerdictLabel } from '../../daemon/contract.ts';
+import { z } from 'zod';
 import type { FetchedMessage } from './fetch.ts';
-import type { SentCursor } from './sent.ts';
+
+/** Reads what was stored back through a schema: undefined (so the caller starts afresh) when it does not fit. */
+function read<S extends z.ZodType>(schema: S, v: unknown): z.output<S> | undefined {
+  const r = schema.safeParse(v);
+  return r.success ? r.data : undefined;
+}
+
+/** An optional field that is dropped, not fatal, when an older version stored something else there. */
+const optional = <S extends z.ZodType>(schema: S) => schema.optional().catch(undefined);
+const label = z.enum(['ham', 'spam', 'uncertain']);
 
 /**
  * What the connector stores in IncomingMessage.meta (the daemon hands it back in CorrectionEvent.meta).
  * mailbox/uidValidity/uid are where it was scored; it may have moved since, so messageId + date + size (and
  * key, the connector's own record) find it again.
  */
-export interface ImapMessageMeta {
-  mailbox: string;
-  uidValidity: number;
-  uid: number;
+const metaSchema = z.object({
+  mailbox: z.string(),
+  uidValidity: z.number().finite().catch(0),
+  uid: z.number().finite().catch(0),
   /** Message-ID header, angle brackets included. */
-  messageId: string | null;
+  messageId: z.string().min(1).nullable().catch(null),
   /** Date header, ISO 8601. */
-  date: string | null;
+  date: z.string().min(1).nullable().catch(null),
   /** RFC822.SIZE. */
-  size: number;
+  size: z.number(),
   /** The connector's record key (see messageKey). */
-  key: string;
+  key: z.string(),
   /** Only a prefix of the message (or of its text) was scored. */
-  truncated: boolean;
-  attachments: number;
-  problems?: string[];
-}
+  truncated: z.boolean().catch(false),
+  attachments: z.number().finite().catch(0),
+  problems: optional(z.array(z.string())),
+});
+export type ImapMessageMeta = z.infer<typeof metaSchema>;
 
-export interface Cursor {
-  uidValidity: number;
-  lastUid: number;
+const cursorSchema = z.object({
+  uidValidity: z.number(),
+  lastUid: z.number(),
   /**
    * Newest INTERNALDATE (ms) handled, or where a first run started: after a UIDVALIDITY change, an unknown
    * message received before this is old mail, not new.
    */
-  seenMs?: number;
+  seenMs: optional(z.number()),
   /** A UIDVALIDITY change is being worked through (UIDs up to lastUid done). */
-  rescan?: boolean;
+  rescan: optional(z.literal(true)),
   /** Newest INTERNALDATE met during the rescan; becomes seenMs when it ends. */
-  rescanSeenMs?: number;
-}
+  rescanSeenMs: optional(z.number()),
+});
+export type Cursor = z.infer<typeof cursorSchema>;
 
 /** What the connector knows about one message. */
-export interface MessageRecord {
+const recordSchema = z.object({
   /** The daemon's stored message id; absent for a message found in the spam mailbox that was never scored. */
-  id?: number;
-  label?: VerdictLabel;
+  id: optional(z.number()),
+  label: optional(label),
   /** Where it was last seen. uid is unknown after a move on a server without UIDPLUS. */
-  mailbox: string;
-  uidValidity?: number;
-  uid?: number;
-  messageIdHeader?: string;
+  mailbox: z.string(),
+  uidValidity: optional(z.number()),
+  uid: optional(z.number()),
+  messageIdHeader: optional(z.string()),
   /** Who put it there: our verdict, the user (a move, or a correction in the UI), or the server/someone before us. */
-  by: 'verdict' | 'user' | 'server';
+  by: z.enum(['verdict', 'user', 'server']),
   /** We decided to move it to the spam mailbox; the move may or may not have happened. */
-  pendingMove?: boolean;
+  pendingMove: optional(z.literal(true)),
   /** We decided to move it back to the watched mailbox (a correction in the UI); may or may not have happened. */
-  pendingRestore?: boolean;
-}
+  pendingRestore: optional(z.literal(true)),
+});
+export type MessageRecord = z.infer<typeof recordSchema>;
 
 /** A correction from the daemon waiting to be carried out on the server; persisted until it is. */
-export interface PendingCorrection {
-  messageId: number;
+const pendingSchema = z.object({
+  messageId: z.number(),
   /** The effective label after the correction (uncertain: a correction withdrawn from an uncertain verdict). */
-  label: VerdictLabel;
-  meta: ImapMessageMeta;
-}
+  label,
+  meta: metaSchema,
+});
+export type PendingCorrection = z.infer<typeof pendingSchema>;
+
+const sentCursorSchema = z.object({ uidValidity: z.number().int(), lastUid: z.number().int() });
+export type SentCursor = z.infer<typeof sentCursorSchema>;
 
 export interface Place {
   mailbox: string;
@@ -99,63 +115,9 @@ export function sameplace(rec: MessageRecord, here: Place): boolean {
   return rec.mailbox === here.mailbox && rec.uidValidity === here.uidValidity && rec.uid === here.uid;
 }
 
-export function asCursor(v: unknown): Cursor | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  const c = v as Record<string, unknown>;
-  if (typeof c.uidValidity !== 'number' || typeof c.lastUid !== 'number') return undefined;
-  const cursor: Cursor = { uidValidity: c.uidValidity, lastUid: c.lastUid };
-  if (typeof c.seenMs === 'number') cursor.seenMs = c.seenMs;
-  if (c.rescan === true) cursor.rescan = true;
-  if (typeof c.rescanSeenMs === 'number') cursor.rescanSeenMs = c.rescanSeenMs;
-  return cursor;
-}
-
-export function asRecord(v: unknown): MessageRecord | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  const r = v as Record<string, unknown>;
-  if (typeof r.mailbox !== 'string' || (r.by !== 'verdict' && r.by !== 'user' && r.by !== 'server')) return undefined;
-  const rec: MessageRecord = { mailbox: r.mailbox, by: r.by };
-  if (typeof r.id === 'number') rec.id = r.id;
-  if (r.label === 'ham' || r.label === 'spam' || r.label === 'uncertain') rec.label = r.label;
-  if (typeof r.uidValidity === 'number') rec.uidValidity = r.uidValidity;
-  if (typeof r.uid === 'number') rec.uid = r.uid;
-  if (typeof r.messageIdHeader === 'string') rec.messageIdHeader = r.messageIdHeader;
-  if (r.pendingMove === true) rec.pendingMove = true;
-  if (r.pendingRestore === true) rec.pendingRestore = true;
-  return rec;
-}
-
+export const asCursor = (v: unknown) => read(cursorSchema, v);
+export const asRecord = (v: unknown) => read(recordSchema, v);
 /** The meta this connector stored, checked: it comes back from the daemon's database. */
-export function asMeta(v: unknown): ImapMessageMeta | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  const m = v as Record<string, unknown>;
-  if (typeof m.mailbox !== 'string' || typeof m.key !== 'string' || typeof m.size !== 'number') return undefined;
-  const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
-  const str = (x: unknown) => (typeof x === 'string' && x ? x : null);
-  return {
-    mailbox: m.mailbox,
-    uidValidity: num(m.uidValidity),
-    uid: num(m.uid),
-    messageId: str(m.messageId),
-    date: str(m.date),
-    size: m.size,
-    key: m.key,
-    truncated: m.truncated === true,
-    attachments: num(m.attachments),
-  };
-}
-
-export function asPending(v: unknown): PendingCorrection | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  const p = v as Record<string, unknown>;
-  const meta = asMeta(p.meta);
-  if (typeof p.messageId !== 'number' || (p.label !== 'ham' && p.label !== 'spam' && p.label !== 'uncertain') || !meta) return undefined;
-  return { messageId: p.messageId, label: p.label, meta };
-}
-
-export function asSentCursor(v: unknown): SentCursor | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  const c = v as Record<string, unknown>;
-  if (!Number.isSafeInteger(c.uidValidity) || !Number.isSafeInteger(c.lastUid)) return undefined;
-  return { uidValidity: c.uidValidity as number, lastUid: c.lastUid as number };
-}
+export const asMeta = (v: unknown) => read(metaSchema, v);
+export const asPending = (v: unknown) => read(pendingSchema, v);
+export const asSentCursor = (v: unknown) => read(sentCursorSchema, v);

@@ -4,11 +4,8 @@
  * watched mailbox's); a changed UIDVALIDITY reads the mailbox again (addresses already known are ignored).
  */
 import type { ImapFlow } from 'imapflow';
+import type { SentCursor } from './records.ts';
 
-export interface SentCursor {
-  uidValidity: number;
-  lastUid: number;
-}
 
 export interface SentRecipient {
   address: string;

@@ -7,8 +7,7 @@
  * The keys outlive versions of this code: never rename them. Everything read back is checked (records.ts).
  */
 import type { ConnectorState } from '../../daemon/contract.ts';
-import { asCursor, asPending, asRecord, asSentCursor, type Cursor, type MessageRecord, type PendingCorrection } from './records.ts';
-import type { SentCursor } from './sent.ts';
+import { asCursor, asPending, asRecord, asSentCursor, type Cursor, type MessageRecord, type PendingCorrection, type SentCursor } from './records.ts';
 
 export class ImapState {
   /** The last cursor read or written per mailbox, for the wait loop's "anything new?" check. */
