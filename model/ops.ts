@@ -6,7 +6,7 @@
  * explicitly and multiply plainly instead: the same numbers, a fraction of the time.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core alone registers no gradient functions; this registers its own (see scripts/vendor-tfjs-gradients.mjs).
+// tfjs-core alone registers no gradient functions; this registers its own (see bin/vendor-tfjs-gradients.mjs).
 import './vendor/tfjs-core-gradients.js';
 
 /** a [.., m, k] · b [.., k, n] with batch dims equal; gradients via explicit transposes. */

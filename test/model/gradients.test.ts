@@ -1,6 +1,6 @@
 /**
  * The vendored gradient registrations (model/vendor/tfjs-core-gradients.js, bundled from tfjs-core by
- * scripts/vendor-tfjs-gradients.mjs) are from the installed tfjs-core and register every gradient tfjs-core
+ * bin/vendor-tfjs-gradients.mjs) are from the installed tfjs-core and register every gradient tfjs-core
  * defines, into the registry the installed tfjs-core reads.
  */
 import { test } from 'node:test';
