@@ -8,18 +8,11 @@ import type { CorrectionOrigin, Label, MessageKind, SourceKind, VerdictLabel } f
 import type { AppliedThresholds, VerdictReason } from '../verdicts.ts';
 import { json, likePattern, num, parseJson, str, type Row } from './sql.ts';
 
-export interface NewMessage {
-  source: SourceKind;
-  kind: MessageKind;
-  account: string;
-  externalId: string;
-  sender: string | null;
-  subject: string | null;
+/** A message to store: the record's own fields, with its full text and the time as a Date. */
+export type NewMessage = Pick<MessageRecord, 'source' | 'kind' | 'account' | 'externalId' | 'sender' | 'subject' | 'knownLabel' | 'meta'> & {
   text: string;
   receivedAt: Date | null;
-  knownLabel: Label | null;
-  meta: Record<string, unknown> | null;
-}
+};
 
 export interface VerdictRecord {
   modelVersion: number;
