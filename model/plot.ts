@@ -86,7 +86,12 @@ export async function renderRocSvg(series: readonly RocSeries[]): Promise<string
   for (const p of [...curve, ...marks]) {
     if (!Number.isFinite(p.hamLoss) || !Number.isFinite(p.spamCaught)) throw new Error(`ROC point of ${p.series} is not finite`);
   }
-  const x = { field: 'hamLoss', type: 'quantitative' as const, title: 'Ham flagged as spam (%)', scale: { type: 'symlog' as const, constant: 0.1, domain: [0, 100] } };
+  // Symmetric log with a small constant: 0 stays on the axis, and 0.1% to 1% get as much room as 10% to 100%.
+  const x = {
+    field: 'hamLoss', type: 'quantitative' as const, title: 'Ham flagged as spam (%)',
+    scale: { type: 'symlog' as const, constant: 0.01, domain: [0, 100] },
+    axis: { values: [0, 0.1, 0.5, 1, 5, 20, 100], format: '~r' },
+  };
   const y = { field: 'spamCaught', type: 'quantitative' as const, title: 'Spam caught (%)', scale: { domain: [0, 100] } };
   const color = { field: 'series', type: 'nominal' as const, title: null };
   const spec: TopLevelSpec = {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SaxesParser } from 'saxes';
-import { renderTrainingCurvesSvg, type HistoryPoint } from '../../model/plot.ts';
+import { renderRocSvg, renderTrainingCurvesSvg, type HistoryPoint } from '../../model/plot.ts';
 
 const history: HistoryPoint[] = [1, 2, 3, 4, 5].map((epoch) => ({
   epoch,
@@ -58,4 +58,17 @@ test('empty or unusable history is refused with a clear message', async () => {
   const lossOnly = history.map(({ epoch, examplesSeen, trainLoss, valLoss }) => ({ epoch, examplesSeen, trainLoss, valLoss }));
   await assert.rejects(renderTrainingCurvesSvg(lossOnly, 'accuracy'), /no accuracy values \(trainAcc\/valAcc\)/);
   await assert.rejects(renderTrainingCurvesSvg([{ ...history[0]!, valLoss: Number.NaN }], 'loss'), /history\[0\]\.valLoss is not a finite number \(NaN\)/);
+});
+
+test('the ROC chart is a well-formed SVG with each series, the low ham-loss ticks and the axis titles; bad points are refused', async () => {
+  const roc = Array.from({ length: 30 }, (_, i) => ({ hamLoss: (i / 29) ** 3, spamCaught: Math.sqrt(i / 29) }));
+  const svg = await renderRocSvg([
+    { name: 'e-mail', roc, at: { hamLoss: 0.002, spamCaught: 0.7 } },
+    { name: 'text messages', roc },
+  ]);
+  const { root, texts } = parseSvg(svg);
+  assert.equal(root, 'svg');
+  for (const t of ['e-mail', 'text messages', 'Ham flagged as spam (%)', 'Spam caught (%)', '0.1', '0.5', '1']) assert.ok(texts.includes(t), `${t} in ${JSON.stringify(texts)}`);
+  await assert.rejects(renderRocSvg([]), /no ROC points/);
+  await assert.rejects(renderRocSvg([{ name: 'x', roc: [{ hamLoss: NaN, spamCaught: 0 }] }]), /ROC point of x is not finite/);
 });
