@@ -3,20 +3,21 @@
  * Connectors turn their source's messages into IncomingMessage and call the ScoringService; they never
  * touch the model or the database directly.
  */
+import type { LabelName } from '../model/examples.ts';
 
 export type SourceKind = 'imap' | 'sms' | 'api';
 /**
  * What kind of message it is: decides how it is turned into model text and which thresholds judge it. A kind the
  * model has no training examples of is never called spam.
  */
-export type MessageKind = 'email' | 'sms' | 'other';
-export const MESSAGE_KINDS: readonly MessageKind[] = ['email', 'sms', 'other'];
-/** A label a person gives (and a model trains on). */
-export type Label = 'ham' | 'spam';
+export const MESSAGE_KINDS = ['email', 'sms', 'other'] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
+/** A label a person gives (and a model trains on): the classifier's class names. */
+export type Label = LabelName;
 /** A verdict: spam only above a threshold calibrated for a target ham loss; uncertain between ham and spam. */
 export type VerdictLabel = Label | 'uncertain';
-/** Who made a label correction. */
-export type CorrectionOrigin = 'ui' | 'imap-move' | 'cli' | 'import';
+/** Who made a label correction: a person in the web UI (or through the API), or by moving the message in IMAP. */
+export type CorrectionOrigin = 'ui' | 'imap-move';
 
 export interface IncomingMessage {
   source: SourceKind;

@@ -9,7 +9,7 @@
  * which would cost another copy of every weight. A LoRA adapter is merged into its weight (W + scale · A · B) once.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { LoraAdapter } from './gpt2.ts';
+import type { LoraAdapter } from './lora.ts';
 import { gradOfA } from './ops.ts';
 
 interface Constant {

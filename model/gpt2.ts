@@ -10,20 +10,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT2Config } from './config.ts';
 import { ConstantProjections } from './constant-projections.ts';
+import type { LoraAdapter } from './lora.ts';
 import { embeddingLookup, geluNew, geluNewLean, layerNorm, linear, matMul, swapLast } from './ops.ts';
 import type { WeightMap } from './weights.ts';
 
-export type AttentionMode = 'causal' | 'bidirectional';
+/** causal (GPT-2), or bidirectional with padding keys masked (the chapter's "no causal mask" experiment). */
+export const ATTENTION_MODES = ['causal', 'bidirectional'] as const;
+export type AttentionMode = (typeof ATTENTION_MODES)[number];
 
 /** Masked attention scores get this instead of -Infinity, so a row can never become all NaN. */
 export const MASKED = -1e9;
-
-/** A LoRA adapter on one projection: W_eff = W + scale · A · B. */
-export interface LoraAdapter {
-  a: tf.Variable;
-  b: tf.Variable;
-  scale: number;
-}
 
 /** Token ids of a right-padded batch. */
 export interface TokenBatch {

@@ -4,6 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { importExport } from '../../connectors/sms/import.ts';
+import { BACKEND_NAMES, INFERENCE_NAMES } from '../../model/backend.ts';
 import { SmsFolderConnector } from '../../connectors/sms/folder-connector.ts';
 import { createImapConnectors } from '../../connectors/imap/index.ts';
 import { loadConfig, smsWatchFolder, type DaemonConfig } from '../config.ts';
@@ -152,8 +153,8 @@ export function registerServeCommands(program: Command): void {
     .option('--home <dir>', 'data directory (default: $GPTSPAM_HOME or ~/.gptspam)')
     .option('--host <addr>', 'address to listen on (default from config: 127.0.0.1)')
     .option('--port <n>', 'port (default from config: 8025)', port)
-    .addOption(new Option('--backend <name>', 'tensor backend').choices(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']))
-    .addOption(new Option('--inference <name>', 'what scores and fills the trunk cache (default from config: auto)').choices(['auto', 'native', 'tfjs']))
+    .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_NAMES))
+    .addOption(new Option('--inference <name>', 'what scores and fills the trunk cache (default from config: auto)').choices(INFERENCE_NAMES))
     .action(serve);
 
   program

@@ -1,0 +1,71 @@
+/**
+ * Files written whole or not at all, and JSON files read through a schema.
+ *
+ * An atomic write goes to a temporary file beside the target, then is renamed over it: a reader (or a crash) never
+ * sees half a file. The temporary name is unique to the process and the write, so two writers of one file never
+ * share a temporary file; it starts with a dot and ends in `.tmp`, so folder watchers and listings skip it.
+ */
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { z } from 'zod';
+import { parseWith } from './schema.ts';
+
+let writes = 0;
+
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}-${++writes}.tmp`);
+}
+
+/** What `writeFile` takes: bytes, a string, or an (async) iterable of chunks such as a stream. */
+export type FileData = Parameters<typeof writeFile>[1];
+
+/** Writes `data` to `path` atomically (temporary file + rename); on failure the temporary file is removed. */
+export async function writeFileAtomic(path: string, data: FileData): Promise<void> {
+  const tmp = tempPathFor(path);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Copies `from` to `to` atomically (the copy goes to a temporary file, then is renamed over `to`). */
+export async function copyFileAtomic(from: string, to: string): Promise<void> {
+  const tmp = tempPathFor(to);
+  try {
+    await copyFile(from, tmp);
+    await rename(tmp, to);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** `writeFileAtomic` for synchronous code (the trunk cache spills entries from inside the training loop). */
+export function writeFileAtomicSync(path: string, data: string | NodeJS.ArrayBufferView): void {
+  const tmp = tempPathFor(path);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Reads a JSON file and checks it against `schema`. Every error starts with the path and says what is wrong: the
+ * file cannot be read or is not JSON, or which fields of `what` (e.g. "the model description") are invalid.
+ */
+export async function readJsonFile<S extends z.ZodType>(path: string, schema: S, what: string): Promise<z.output<S>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`${path}: cannot read ${what} (${(err as Error).message})`, { cause: err });
+  }
+  return parseWith(schema, value, `${path}: ${what} is invalid`);
+}
