@@ -6,7 +6,8 @@
  *   epoch, evaluation and re-fine-tuning reads the cache and only runs the trainable part.
  *
  * Both give identical numbers: the frozen part of a message does not depend on the other messages of its batch,
- * and padding positions are either masked or (for `last` pooling) stored with the message.
+ * and padding positions are either masked or (for `last` pooling) stored with the message. `defaultFeatures`
+ * picks one for a classifier; training, evaluation and scoring all read features through `withFeatures`.
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
