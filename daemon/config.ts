@@ -6,6 +6,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
+import { BACKEND_NAMES, INFERENCE_NAMES } from '../model/backend.ts';
+import { TRAINABLE_LAYERS } from '../model/classifier.ts';
+import { SCRATCH_SIZE_NAMES } from '../model/config.ts';
 
 const probability = z.number().min(0).max(1);
 /** A spam threshold (probability), or spam and ham thresholds; between them a message is uncertain. */
@@ -64,9 +67,9 @@ export const configSchema = z
       .strict()
       .prefault({}),
     /** Tensor backend: auto picks tfjs-node-gpu, then tfjs-node, then wasm. */
-    backend: z.enum(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']).default('auto'),
+    backend: z.enum(BACKEND_NAMES).default('auto'),
     /** What scores and fills the trunk cache: auto picks native ONNX Runtime when installed and working, else tfjs. */
-    inference: z.enum(['auto', 'native', 'tfjs']).default('auto'),
+    inference: z.enum(INFERENCE_NAMES).default('auto'),
     /** Native scoring with int8 weights in the frozen trunk: faster, not exact (README); the trunk cache stays float32. */
     inferenceInt8Trunk: z.boolean().default(false),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -74,8 +77,8 @@ export const configSchema = z
       .object({
         /** 'auto': the installed GPT-2 (`gptspam model fetch`), else a from-scratch model; or a safetensors path; or 'scratch'. */
         base: z.string().min(1).default('auto'),
-        scratchSize: z.enum(['tiny', 'small']).default('tiny'),
-        layers: z.enum(['last_block', 'last_layer', 'all', 'lora']).default('last_block'),
+        scratchSize: z.enum(SCRATCH_SIZE_NAMES).default('tiny'),
+        layers: z.enum(TRAINABLE_LAYERS).default('last_block'),
         maxTokens: z.number().int().min(8).max(1024).default(128),
         epochs: z.number().int().min(1).max(100).default(3),
         batchSize: z.number().int().min(1).max(256).default(8),
@@ -170,6 +173,7 @@ export const configSchema = z
 
 export type DaemonConfig = z.infer<typeof configSchema>;
 export type FixedThreshold = z.infer<typeof fixedThreshold>;
+/** An IMAP account as connectors get it (through daemon/contract.ts). */
 export type ImapAccountConfig = z.infer<typeof imapAccount>;
 
 /** Environment variables that override config keys (after the file). */

@@ -5,6 +5,7 @@
  * daemon; they never touch the model or the database.
  */
 import type { Logger } from 'pino';
+import type { LabelName } from '../model/examples.ts';
 import type { ImapAccountConfig } from './config.ts';
 
 /**
@@ -26,12 +27,12 @@ export type SourceKind = 'imap' | 'sms' | 'api';
  */
 export const MESSAGE_KINDS = ['email', 'sms', 'other'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
-/** A label a person gives (and a model trains on). */
-export type Label = 'ham' | 'spam';
+/** A label a person gives (and a model trains on): the classifier's class names. */
+export type Label = LabelName;
 /** A verdict: spam only above a threshold calibrated for a target ham loss; uncertain between ham and spam. */
 export type VerdictLabel = Label | 'uncertain';
-/** Who made a label correction. */
-export type CorrectionOrigin = 'ui' | 'imap-move' | 'cli' | 'import';
+/** Who made a label correction: a person in the web UI (or through the API), or by moving the message in IMAP. */
+export type CorrectionOrigin = 'ui' | 'imap-move';
 
 export interface IncomingMessage {
   source: SourceKind;

@@ -16,7 +16,9 @@ import workerThreads from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadNativeRuntime, NativeMissingError, type NativeRuntime } from './native/runtime.ts';
 
-export type BackendName = 'auto' | 'gpu' | 'node' | 'wasm' | 'webgpu' | 'cpu';
+/** The tfjs backends one can ask for: auto picks tfjs-node-gpu, then tfjs-node, then wasm (see `initBackend`). */
+export const BACKEND_NAMES = ['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface BackendInfo {
   /** The tfjs backend name actually in use: 'tensorflow', 'wasm', 'webgpu' or 'cpu'. */
@@ -94,7 +96,9 @@ async function initAuto(threads: number | undefined, log: (line: string) => void
 // ---------------------------------------------------------------------------------------------
 // Inference (everything that does not train): native ONNX Runtime or tfjs
 
-export type InferenceName = 'auto' | 'native' | 'tfjs';
+/** What can run inference: auto picks native ONNX Runtime when it is installed and works, else tfjs (see `initInference`). */
+export const INFERENCE_NAMES = ['auto', 'native', 'tfjs'] as const;
+export type InferenceName = (typeof INFERENCE_NAMES)[number];
 
 export interface InferenceInfo {
   name: 'native' | 'tfjs';

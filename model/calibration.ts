@@ -9,6 +9,8 @@
  * the threshold is accepted only if the true ham loss is ≤ target with the given confidence. A small held-out set
  * therefore cannot claim more than it shows: with no errors at all, 0.5% at 95% needs at least 598 ham.
  */
+import { z } from 'zod';
+import { jsonNumber } from './schema.ts';
 
 export interface ScoredExample {
   /** Log-odds of spam. */
@@ -16,54 +18,63 @@ export interface ScoredExample {
   spam: boolean;
 }
 
-export interface OperatingPointOptions {
+// The types below are derived from schemas because a model's calibration travels as JSON: from the training process
+// that makes it to the daemon, and into checkpoints. JSON writes NaN and ±Infinity as null (`jsonNumber`).
+
+export const operatingPointOptionsSchema = z.object({
   /** Highest acceptable ham loss (share of ham flagged as spam), e.g. 0.005. */
-  targetHamLoss: number;
+  targetHamLoss: z.number().min(0).max(1),
   /** Confidence of the upper bound on the ham loss, e.g. 0.95. */
-  confidence: number;
+  confidence: z.number().min(0).max(1),
   /**
    * Size of the uncertain band below the spam threshold: the ham threshold is set where about this share of
    * held-out ham scores at or above it (the band then holds that share of ham, minus what is flagged as spam).
    */
-  reviewHamShare: number;
-}
+  reviewHamShare: z.number().min(0).max(1),
+});
+export type OperatingPointOptions = z.infer<typeof operatingPointOptionsSchema>;
 
-export interface RocPoint {
+export const rocPointSchema = z.object({
   /** Share of ham at or above the threshold (false-positive rate). */
-  hamLoss: number;
+  hamLoss: jsonNumber,
   /** Share of spam at or above the threshold (true-positive rate). */
-  spamCaught: number;
-}
+  spamCaught: jsonNumber,
+});
+export type RocPoint = z.infer<typeof rocPointSchema>;
+
+const count = z.number().int().min(0);
 
 /** What a pair of thresholds does on labelled examples (spam at or above the spam threshold, ham below the ham one). */
-export interface ErrorRates {
-  nHam: number;
-  nSpam: number;
+export const errorRatesSchema = z.object({
+  nHam: count,
+  nSpam: count,
   /** Ham at or above the spam threshold, and spam at or above it. */
-  hamFlagged: number;
-  spamCaught: number;
+  hamFlagged: count,
+  spamCaught: count,
   /** Ham and spam between the thresholds: uncertain, left for a person. */
-  hamUncertain: number;
-  spamUncertain: number;
+  hamUncertain: count,
+  spamUncertain: count,
   /** hamFlagged / nHam (hm%) and (nSpam − spamCaught) / nSpam (sm%); NaN without ham or spam. */
-  hamLoss: number;
-  spamMissed: number;
+  hamLoss: jsonNumber,
+  spamMissed: jsonNumber,
   /** 100 · (1 − area under the ROC curve); NaN without ham or spam. */
-  oneMinusRocaPercent: number;
-}
+  oneMinusRocaPercent: jsonNumber,
+});
+export type ErrorRates = z.infer<typeof errorRatesSchema>;
 
-export interface OperatingPoint extends ErrorRates {
+export const operatingPointSchema = errorRatesSchema.extend({
   /** Log-odds at or above which a message is spam; null when the held-out ham cannot certify the target. */
-  spamThreshold: number | null;
-  /** Log-odds below which a message is ham; between the two it is uncertain. */
-  hamThreshold: number;
+  spamThreshold: z.number().nullable(),
+  /** Log-odds below which a message is ham; between the two it is uncertain (−Infinity: nothing is ham). */
+  hamThreshold: jsonNumber,
   /** Upper confidence bound of the ham loss at the spam threshold (1 when there is no threshold). */
-  hamLossBound: number;
+  hamLossBound: jsonNumber,
   /** The most held-out ham that may be flagged while the bound stays within the target (−1: none). */
-  allowedHamFlagged: number;
+  allowedHamFlagged: z.number().int().min(-1),
   /** The ROC curve from the strictest to the loosest threshold, at most ~200 points. */
-  roc: RocPoint[];
-}
+  roc: z.array(rocPointSchema),
+});
+export type OperatingPoint = z.infer<typeof operatingPointSchema>;
 
 /** P(X ≤ k) for X ~ Binomial(n, p), summed in log space (log C(n, i) built up term by term). */
 export function binomialCdf(k: number, n: number, p: number): number {

@@ -3,27 +3,38 @@
  * and the head) in `classifier.safetensors`, plus `classifier.json` with the options and a reference to the
  * base file by SHA-256. A model trained from scratch trains every tensor, so its checkpoint is complete.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { GPT2Classifier, type ClassifierOptions } from './classifier.ts';
-import type { GPT2Config } from './config.ts';
+import { z } from 'zod';
+import { classifierOptionsSchema, GPT2Classifier } from './classifier.ts';
+import { gpt2ConfigSchema } from './config.ts';
+import { readJsonFile, writeFileAtomic } from './files.ts';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { initGPT2, loadGPT2, type GPT2Weights } from './weights.ts';
 
 export const CHECKPOINT_FORMAT = 'gptspam-classifier/1';
 
-export interface CheckpointInfo {
-  format: typeof CHECKPOINT_FORMAT;
-  base: { hash: string; source: string; config: GPT2Config; scratchSeed?: number };
-  options: ClassifierOptions;
-  /** Truncation length used in training; scoring uses the same. */
-  maxTokens: number;
-  labelNames: string[];
-  createdAt: string;
-  /** Free-form results (metrics, history) stored with the model. */
-  extra?: Record<string, unknown>;
-}
+/** `classifier.json`: what the checkpoint is, what it applies to, and how it scores. */
+export const checkpointInfoSchema = z
+  .object({
+    format: z.literal(CHECKPOINT_FORMAT),
+    /** The base weights by SHA-256 (or `scratch:<seed>`), where they were, and their architecture. */
+    base: z.object({ hash: z.string().min(1), source: z.string(), config: gpt2ConfigSchema, scratchSeed: z.number().int().optional() }),
+    options: classifierOptionsSchema,
+    /** Truncation length used in training; scoring uses the same. */
+    maxTokens: z.number().int().min(1),
+    /** A name per class, in class-id order. */
+    labelNames: z.array(z.string()),
+    createdAt: z.string(),
+    /** Free-form results (metrics, history; the daemon's calibration) stored with the model: whoever wrote them reads them. */
+    extra: z.record(z.string(), z.unknown()).optional(),
+  })
+  .refine((info) => info.labelNames.length === info.options.numClasses, {
+    path: ['labelNames'],
+    message: 'must name every class (as many names as options.numClasses)',
+  });
+export type CheckpointInfo = z.infer<typeof checkpointInfoSchema>;
 
 export async function saveCheckpoint(
   dir: string,
@@ -49,21 +60,12 @@ export async function saveCheckpoint(
     ...(meta.extra ? { extra: meta.extra } : {}),
   };
   await writeSafetensors(join(dir, 'classifier.safetensors'), tensors, { format: CHECKPOINT_FORMAT });
-  const tmp = join(dir, `classifier.json.tmp-${process.pid}`);
-  await writeFile(tmp, JSON.stringify(info, null, 2) + '\n');
-  await rename(tmp, join(dir, 'classifier.json'));
+  await writeFileAtomic(join(dir, 'classifier.json'), JSON.stringify(info, null, 2) + '\n');
 }
 
+/** The checkpoint's `classifier.json`, checked: an error names the file and each field that is wrong. */
 export async function readCheckpointInfo(dir: string): Promise<CheckpointInfo> {
-  const path = join(dir, 'classifier.json');
-  let info: CheckpointInfo;
-  try {
-    info = JSON.parse(await readFile(path, 'utf8')) as CheckpointInfo;
-  } catch (err) {
-    throw new Error(`${path}: cannot read the model description (${(err as Error).message})`);
-  }
-  if (info.format !== CHECKPOINT_FORMAT) throw new Error(`${path}: unknown format ${JSON.stringify(info.format)}`);
-  return info;
+  return readJsonFile(join(dir, 'classifier.json'), checkpointInfoSchema, 'the model description');
 }
 
 /**

@@ -7,24 +7,29 @@
  * rest. Training and scoring both go through the same two functions.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { GPT2, type AttentionMode, type TokenBatch } from './gpt2.ts';
+import { z } from 'zod';
+import { ATTENTION_MODES, GPT2, type TokenBatch } from './gpt2.ts';
 import { linear } from './ops.ts';
 import { blockParamNames, type GPT2Weights } from './weights.ts';
 
-export type Pooling = 'last_real' | 'last' | 'first';
-export type TrainableLayers = 'last_block' | 'last_layer' | 'all' | 'lora';
+/** last_real: last non-pad token (default); last: final position of the padded batch (the chapter); first: position 0. */
+export const POOLINGS = ['last_real', 'last', 'first'] as const;
+export type Pooling = (typeof POOLINGS)[number];
+/** What is trained besides the head: the last block and final LayerNorm, nothing else, everything, or LoRA adapters. */
+export const TRAINABLE_LAYERS = ['last_block', 'last_layer', 'all', 'lora'] as const;
+export type TrainableLayers = (typeof TRAINABLE_LAYERS)[number];
 
-export interface ClassifierOptions {
-  numClasses: number;
-  /** last_real: last non-pad token (default); last: final position of the padded batch (the chapter); first: position 0. */
-  pooling: Pooling;
-  /** causal (GPT-2) or bidirectional with padding keys masked (the chapter's "no causal mask" experiment). */
-  attention: AttentionMode;
-  layers: TrainableLayers;
-  loraRank: number;
-  loraAlpha: number;
-  seed: number;
-}
+/** The classifier's shape and training choices; a schema, because checkpoints record them (model/checkpoint.ts). */
+export const classifierOptionsSchema = z.object({
+  numClasses: z.number().int().min(1),
+  pooling: z.enum(POOLINGS),
+  attention: z.enum(ATTENTION_MODES),
+  layers: z.enum(TRAINABLE_LAYERS),
+  loraRank: z.number().int().min(1),
+  loraAlpha: z.number(),
+  seed: z.number().int(),
+});
+export type ClassifierOptions = z.infer<typeof classifierOptionsSchema>;
 
 export const DEFAULT_CLASSIFIER_OPTIONS: ClassifierOptions = {
   numClasses: 2,

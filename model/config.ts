@@ -1,14 +1,19 @@
 /** GPT-2 architecture hyper-parameters, read from a Hugging Face config.json or inferred from weight shapes. */
+import { z } from 'zod';
 
-export interface GPT2Config {
-  vocabSize: number;
+const positiveInt = z.number().int().min(1);
+
+/** A schema, because checkpoints record the configuration of their base (model/checkpoint.ts). */
+export const gpt2ConfigSchema = z.object({
+  vocabSize: positiveInt,
   /** Context length (learned position embeddings). */
-  nPositions: number;
-  nEmbd: number;
-  nLayer: number;
-  nHead: number;
-  layerNormEpsilon: number;
-}
+  nPositions: positiveInt,
+  nEmbd: positiveInt,
+  nLayer: positiveInt,
+  nHead: positiveInt,
+  layerNormEpsilon: z.number().positive(),
+});
+export type GPT2Config = z.infer<typeof gpt2ConfigSchema>;
 
 export const GPT2_PRESETS = {
   /** The 124M model ("gpt2-small"). */
@@ -24,6 +29,8 @@ export const SCRATCH_SIZES = {
   /** Small enough to train on a laptop CPU in minutes. */
   tiny: { vocabSize: 50257, nPositions: 256, nEmbd: 64, nLayer: 2, nHead: 4, layerNormEpsilon: 1e-5 },
 } as const satisfies Record<string, GPT2Config>;
+export type ScratchSize = keyof typeof SCRATCH_SIZES;
+export const SCRATCH_SIZE_NAMES = Object.keys(SCRATCH_SIZES) as [ScratchSize, ...ScratchSize[]];
 
 /** Converts a Hugging Face GPT-2 config.json object. */
 export function configFromHuggingFace(json: Record<string, unknown>, where = 'config.json'): GPT2Config {
@@ -44,23 +51,6 @@ export function configFromHuggingFace(json: Record<string, unknown>, where = 'co
   };
   checkConfig(cfg, where);
   return cfg;
-}
-
-export function configToHuggingFace(cfg: GPT2Config): Record<string, unknown> {
-  return {
-    model_type: 'gpt2',
-    architectures: ['GPT2LMHeadModel'],
-    vocab_size: cfg.vocabSize,
-    n_positions: cfg.nPositions,
-    n_ctx: cfg.nPositions,
-    n_embd: cfg.nEmbd,
-    n_layer: cfg.nLayer,
-    n_head: cfg.nHead,
-    layer_norm_epsilon: cfg.layerNormEpsilon,
-    activation_function: 'gelu_new',
-    bos_token_id: 50256,
-    eos_token_id: 50256,
-  };
 }
 
 /**

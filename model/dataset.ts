@@ -4,28 +4,20 @@
  * ham=0 / spam=1). The CSV reader also serves any other labelled data set with small integer labels.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse';
 import { stringify } from 'csv-stringify';
 import { unzipSync } from 'fflate';
 import seedrandom from 'seedrandom';
 import { downloadFile } from './download/http.ts';
+import { labelId, shuffled, type LabelledText, type LabelName } from './examples.ts';
+import { writeFileAtomic } from './files.ts';
 
-export type SmsLabel = 'ham' | 'spam';
-export interface SmsMessage {
-  label: SmsLabel;
-  text: string;
-}
-export interface LabeledRow {
-  label: number;
-  text: string;
-}
+/** A message of the raw collection: its text with the collection's label name. */
+export type SmsMessage = LabelledText<LabelName>;
 
-export const SMS_LABEL_IDS: Record<SmsLabel, number> = { ham: 0, spam: 1 };
 export const SMS_COLLECTION_URL = 'https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip';
 export const SMS_COLLECTION_FILE = 'SMSSpamCollection';
 /** SHA-256 of the original `SMSSpamCollection` file (5574 lines) inside the UCI zip: what a download must match. */
@@ -56,16 +48,6 @@ function preview(s: string): string {
 
 function rngFor(seed: number | string): () => number {
   return seedrandom(String(seed));
-}
-
-/** Fisher–Yates shuffle of a copy, driven by `rng`. */
-function shuffled<T>(items: readonly T[], rng: () => number): T[] {
-  const out = items.slice();
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }
 
 /**
@@ -117,34 +99,27 @@ export function shuffleSplit<R>(rows: readonly R[], fractions: SplitFractions, s
   return { train: all.slice(0, trainEnd), validation: all.slice(trainEnd, validationEnd), test: all.slice(validationEnd) };
 }
 
-export function toLabeled(rows: readonly SmsMessage[]): LabeledRow[] {
-  return rows.map((r) => ({ label: SMS_LABEL_IDS[r.label], text: r.text }));
+/** Label names to class ids (ham 0, spam 1). */
+export function toLabeled(rows: readonly SmsMessage[]): LabelledText[] {
+  return rows.map((r) => ({ label: labelId(r.label), text: r.text }));
 }
 
 /** Write `Label,Text` CSV (quoted where needed, so texts may hold commas, quotes and newlines), atomically. */
-export async function writeLabeledCsv(path: string, rows: readonly LabeledRow[]): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const csv = stringify({ header: true, columns: [{ key: 'label', header: 'Label' }, { key: 'text', header: 'Text' }] });
-  try {
-    await pipeline(Readable.from(rows), csv, createWriteStream(tmp));
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+export async function writeLabeledCsv(path: string, rows: readonly LabelledText[]): Promise<void> {
+  await writeFileAtomic(path, stringify([...rows], { header: true, columns: [{ key: 'label', header: 'Label' }, { key: 'text', header: 'Text' }] }));
 }
 
 /**
  * Read a labelled CSV: a header with `Label` and `Text` columns (any case, any order, other columns ignored) and
  * non-negative integer labels, so multi-class data works as well as ham/spam. Streams, so large files are fine.
  */
-export async function readLabeledCsv(path: string): Promise<LabeledRow[]> {
+export async function readLabeledCsv(path: string): Promise<LabelledText[]> {
   const parser = parse({ bom: true, info: true, skip_empty_lines: true });
   const source = createReadStream(path);
   // pipe() does not forward a read error (e.g. a missing file); without this the loop below would wait forever.
   source.on('error', (err) => parser.destroy(err));
   source.pipe(parser);
-  const rows: LabeledRow[] = [];
+  const rows: LabelledText[] = [];
   let labelCol = -1;
   let textCol = -1;
   let header: string[] | undefined;
@@ -266,8 +241,7 @@ export async function downloadSmsCollection(opts: {
     const text = new TextDecoder('utf-8').decode(data);
     const messages = parseSmsCollection(text, `${SMS_COLLECTION_FILE} from ${url}`);
     const path = join(opts.destDir, SMS_COLLECTION_FILE);
-    await writeFile(`${path}.tmp`, data);
-    await rename(`${path}.tmp`, path);
+    await writeFileAtomic(path, data);
     return { path, messages: messages.length, sha256, zipSha256: got.sha256 };
   } finally {
     await rm(zipPath, { force: true });

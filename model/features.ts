@@ -6,22 +6,41 @@
  *   epoch, evaluation and re-fine-tuning reads the cache and only runs the trainable part.
  *
  * Both give identical numbers: the frozen part of a message does not depend on the other messages of its batch,
- * and padding positions are either masked or (for `last` pooling) stored with the message.
+ * and padding positions are either masked or (for `last` pooling) stored with the message. `defaultFeatures`
+ * picks one for a classifier; training, evaluation and scoring all read features through `withFeatures`.
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeFeatures, toTokenBatch, type FrozenFeatures, type GPT2Classifier } from './classifier.ts';
+import type { EncodedExample } from './examples.ts';
 import { padBatch } from './tokenizer.ts';
-import type { TrunkCache } from './trunk-cache.ts';
-
-export interface Example {
-  ids: number[];
-  label: number;
-}
+import { TrunkCache, type CachedEntry } from './trunk-cache.ts';
 
 export interface FeatureProvider {
-  /** Frozen features of a batch; the caller disposes them with `disposeFeatures`. */
-  features(examples: Example[]): FrozenFeatures;
+  /** Frozen features of a batch; the caller disposes them with `disposeFeatures` (or use `withFeatures`). */
+  features(examples: EncodedExample[]): FrozenFeatures;
+}
+
+/** Runs `fn` on a batch's frozen features, then frees them. */
+export function withFeatures<T>(provider: FeatureProvider, examples: EncodedExample[], fn: (features: FrozenFeatures) => T): T {
+  const features = provider.features(examples);
+  try {
+    return fn(features);
+  } finally {
+    disposeFeatures(features);
+    if (features.kind === 'tokens') features.batch.ids.dispose();
+  }
+}
+
+/**
+ * The default feature source: with a frozen trunk, a trunk cache (each message's frozen part computed once);
+ * otherwise the full network every batch. Only `last` pooling reads a padding position, so only it needs the
+ * chapter's fixed width; every other pooling pads each batch to its own longest message, which is exact.
+ */
+export function defaultFeatures(clf: GPT2Classifier, width: number, cache?: TrunkCache): FeatureProvider {
+  const fixed = clf.options.pooling === 'last' ? width : undefined;
+  const frozenTrunk = clf.options.layers === 'last_block' || clf.options.layers === 'last_layer';
+  return frozenTrunk ? new CachedFeatures(clf, cache ?? new TrunkCache(), fixed) : new DirectFeatures(clf, fixed);
 }
 
 /** Runs the frozen part for each batch, padded to `width` (or to the batch's own longest when undefined). */
@@ -31,7 +50,7 @@ export class DirectFeatures implements FeatureProvider {
     private readonly width?: number,
   ) {}
 
-  features(examples: Example[]): FrozenFeatures {
+  features(examples: EncodedExample[]): FrozenFeatures {
     const padded = padBatch(examples.map((e) => e.ids), this.width);
     const batch = toTokenBatch(padded.ids, padded.rows, padded.width, padded.lengths);
     const f = this.clf.frozenFeatures(batch);
@@ -41,19 +60,13 @@ export class DirectFeatures implements FeatureProvider {
   }
 }
 
-/** What the cache holds for one message: rows × E floats (rows = stored positions, or 1 for a pooled vector). */
-export interface CachedEntry {
-  rows: number;
-  data: Float32Array;
-}
-
 /**
  * Computes cache entries outside tfjs (model/native: ONNX Runtime), exactly what `CachedFeatures` would store:
  * the block input at the message's real positions (or the whole fixed `width` for `last` pooling) for
  * `last_block`, the pooled final hidden state for `last_layer`.
  */
 export interface TrunkFiller {
-  trunkEntries(examples: Example[], width?: number): Promise<CachedEntry[]>;
+  trunkEntries(examples: EncodedExample[], width?: number): Promise<CachedEntry[]>;
 }
 
 /**
@@ -79,14 +92,14 @@ export class CachedFeatures implements FeatureProvider {
     this.namespace = [clf.base.hash, clf.config.nLayer, o.layers, o.attention, o.pooling === 'last' ? `last@${width}` : 'real'].join('|');
   }
 
-  private key(e: Example): string {
+  private key(e: EncodedExample): string {
     const h = createHash('sha256').update(this.namespace).update(new Uint8Array(Int32Array.from(e.ids).buffer));
     return h.digest('hex');
   }
 
   /** Examples not in the cache yet (each distinct message once), sorted by length so each trunk batch pads little. */
-  private missing(examples: Example[]): Array<[string, Example]> {
-    const missing = new Map<string, Example>();
+  private missing(examples: EncodedExample[]): Array<[string, EncodedExample]> {
+    const missing = new Map<string, EncodedExample>();
     for (const e of examples) {
       const k = this.key(e);
       if (!this.cache.has(k)) missing.set(k, e);
@@ -95,7 +108,7 @@ export class CachedFeatures implements FeatureProvider {
   }
 
   /** How many distinct examples are not in the cache yet. */
-  pending(examples: Example[]): number {
+  pending(examples: EncodedExample[]): number {
     return this.missing(examples).length;
   }
 
@@ -103,7 +116,7 @@ export class CachedFeatures implements FeatureProvider {
    * Like `warm`, with the trunk computed by `filler` (e.g. natively, several times faster): the entries are the
    * same numbers under the same keys, so training and evaluation read them as if tfjs had computed them.
    */
-  async warmWith(filler: TrunkFiller, examples: Example[]): Promise<number> {
+  async warmWith(filler: TrunkFiller, examples: EncodedExample[]): Promise<number> {
     const todo = this.missing(examples);
     for (let i = 0; i < todo.length; i += this.trunkBatchSize) {
       const chunk = todo.slice(i, i + this.trunkBatchSize);
@@ -114,7 +127,7 @@ export class CachedFeatures implements FeatureProvider {
   }
 
   /** Computes and stores the features of every example not yet in the cache. Returns how many were computed. */
-  warm(examples: Example[]): number {
+  warm(examples: EncodedExample[]): number {
     const todo = this.missing(examples);
     for (let i = 0; i < todo.length; i += this.trunkBatchSize) {
       const chunk = todo.slice(i, i + this.trunkBatchSize);
@@ -129,7 +142,7 @@ export class CachedFeatures implements FeatureProvider {
     return todo.length;
   }
 
-  private extract(f: FrozenFeatures, row: number, e: Example): CachedEntry {
+  private extract(f: FrozenFeatures, row: number, e: EncodedExample): CachedEntry {
     if (f.kind === 'pooled-hidden') {
       const dim = f.h.shape[1];
       return { rows: 1, data: f.h.dataSync().slice(row * dim, (row + 1) * dim) as Float32Array };
@@ -142,7 +155,7 @@ export class CachedFeatures implements FeatureProvider {
     return { rows, data: all.slice(row * width * dim, (row * width + rows) * dim) as Float32Array };
   }
 
-  features(examples: Example[]): FrozenFeatures {
+  features(examples: EncodedExample[]): FrozenFeatures {
     this.warm(examples);
     const entries = examples.map((e) => this.cache.get(this.key(e))!);
     const dim = this.clf.config.nEmbd;

@@ -14,11 +14,12 @@ import type { LoraAdapter } from './lora.ts';
 import { embeddingLookup, geluNew, geluNewLean, layerNorm, linear, matMul, swapLast } from './ops.ts';
 import type { WeightMap } from './weights.ts';
 
-export type AttentionMode = 'causal' | 'bidirectional';
+/** causal (GPT-2), or bidirectional with padding keys masked (the chapter's "no causal mask" experiment). */
+export const ATTENTION_MODES = ['causal', 'bidirectional'] as const;
+export type AttentionMode = (typeof ATTENTION_MODES)[number];
 
 /** Masked attention scores get this instead of -Infinity, so a row can never become all NaN. */
 export const MASKED = -1e9;
-
 
 /** Token ids of a right-padded batch. */
 export interface TokenBatch {

@@ -6,15 +6,10 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { RocPoint } from './calibration.ts';
+import type { EpochPoint } from './train.ts';
 
-export interface HistoryPoint {
-  epoch: number;
-  examplesSeen: number;
-  trainLoss: number;
-  valLoss: number;
-  trainAcc?: number;
-  valAcc?: number;
-}
+/** A point of a training curve: an epoch's point, or a loss measured between epochs (without accuracies). */
+export type HistoryPoint = Omit<EpochPoint, 'trainAcc' | 'valAcc'> & Partial<Pick<EpochPoint, 'trainAcc' | 'valAcc'>>;
 
 export type CurveMetric = 'loss' | 'accuracy';
 

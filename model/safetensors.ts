@@ -6,7 +6,8 @@
  * and every tensor's extent is checked against the file before it is read, so a truncated or corrupt file
  * gives an error naming the tensor rather than garbage numbers.
  */
-import { open, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import { writeFileAtomic } from './files.ts';
 
 export type DType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -229,7 +230,5 @@ export async function writeSafetensors(
     const d = tensors[name]!.data;
     parts.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, parts);
-  await rename(tmp, path);
+  await writeFileAtomic(path, parts);
 }

@@ -7,9 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT2Classifier, type Pooling } from './classifier.ts';
-import { DirectFeatures, type FeatureProvider } from './features.ts';
+import { DirectFeatures, withFeatures, type FeatureProvider } from './features.ts';
 import { encode } from './tokenizer.ts';
-import { withFeatures } from './train.ts';
 
 /** Something that turns a batch of token sequences into raw class logits. */
 export interface LogitsSource {

@@ -5,22 +5,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
+import { z } from 'zod';
 import { AdamW, type AdamWOptions } from './adamw.ts';
-import { crossEntropy, disposeFeatures, type FrozenFeatures, type GPT2Classifier } from './classifier.ts';
-import { CachedFeatures, DirectFeatures, type FeatureProvider } from './features.ts';
+import { crossEntropy, type GPT2Classifier } from './classifier.ts';
+import { batches, shuffled, type EncodedExample } from './examples.ts';
+import { defaultFeatures, withFeatures, type FeatureProvider } from './features.ts';
+import { jsonNumber } from './schema.ts';
 import { trainStep } from './step.ts';
-import { encode } from './tokenizer.ts';
-import { TrunkCache } from './trunk-cache.ts';
-
-export interface LabeledText {
-  text: string;
-  label: number;
-}
-
-export interface EncodedExample {
-  ids: number[];
-  label: number;
-}
 
 export interface TrainOptions {
   epochs: number;
@@ -74,14 +65,20 @@ export interface EvalPoint {
   valLoss: number;
 }
 
-export interface EpochPoint {
-  epoch: number;
-  examplesSeen: number;
-  trainLoss: number;
-  valLoss: number;
-  trainAcc: number;
-  valAcc: number;
-}
+/**
+ * An epoch's point of the training history: losses and accuracies after it, on the training set (its first
+ * `evalBatches` batches) and the whole validation set. A schema, because the point travels as JSON (from a training
+ * process to the daemon, into checkpoints): a loss or accuracy of an empty set is NaN, which JSON carries as null.
+ */
+export const epochPointSchema = z.object({
+  epoch: z.number().int().min(1),
+  examplesSeen: z.number().int().min(0),
+  trainLoss: jsonNumber,
+  valLoss: jsonNumber,
+  trainAcc: jsonNumber,
+  valAcc: jsonNumber,
+});
+export type EpochPoint = z.infer<typeof epochPointSchema>;
 
 export interface TrainResult {
   evals: EvalPoint[];
@@ -94,56 +91,9 @@ export interface TrainResult {
   stopped: boolean;
 }
 
-/** Encodes texts once, truncated to `maxTokens`. */
-export function encodeExamples(data: LabeledText[], maxTokens: number): EncodedExample[] {
-  return data.map((d) => ({ ids: encode(d.text, maxTokens), label: d.label }));
-}
-
 /** The chapter's padding width: the longest training example (capped by truncation and the model's context). */
 export function padWidthFor(clf: GPT2Classifier, examples: EncodedExample[], maxTokens: number): number {
   return Math.min(maxTokens, clf.config.nPositions, Math.max(1, ...examples.map((e) => e.ids.length)));
-}
-
-/**
- * The default feature source: with a frozen trunk, a trunk cache (each message's frozen part computed once);
- * otherwise the full network every batch. Only `last` pooling reads a padding position, so only it needs the
- * chapter's fixed width; every other pooling pads each batch to its own longest message, which is exact.
- */
-export function defaultFeatures(clf: GPT2Classifier, width: number, cache?: TrunkCache): FeatureProvider {
-  const fixed = clf.options.pooling === 'last' ? width : undefined;
-  const frozenTrunk = clf.options.layers === 'last_block' || clf.options.layers === 'last_layer';
-  return frozenTrunk ? new CachedFeatures(clf, cache ?? new TrunkCache(), fixed) : new DirectFeatures(clf, fixed);
-}
-
-/** Runs `fn` on a batch's frozen features, then frees them. */
-export function withFeatures<T>(provider: FeatureProvider, examples: EncodedExample[], fn: (features: FrozenFeatures) => T): T {
-  const features = provider.features(examples);
-  try {
-    return fn(features);
-  } finally {
-    disposeFeatures(features);
-    if (features.kind === 'tokens') features.batch.ids.dispose();
-  }
-}
-
-/** Splits into batches of `size`; `dropLast` drops a final partial batch (training, as the chapter). */
-export function batches<T>(items: T[], size: number, dropLast: boolean): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) {
-    const b = items.slice(i, i + size);
-    if (b.length < size && dropLast) break;
-    out.push(b);
-  }
-  return out;
-}
-
-export function shuffled<T>(items: T[], rng: () => number): T[] {
-  const a = items.slice();
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
 }
 
 export interface EvalResult {

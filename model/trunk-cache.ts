@@ -3,10 +3,16 @@
  * out), spilled to disk as float16 beyond it when a folder is given. Keys are content hashes that include the
  * base weights' hash (see CachedFeatures), so an entry can never be served for other weights or other text.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CachedEntry } from './features.ts';
+import { writeFileAtomicSync } from './files.ts';
 import { halfToFloat } from './safetensors.ts';
+
+/** What the cache holds for one message: rows × E floats (rows = stored positions, or 1 for a pooled vector). */
+export interface CachedEntry {
+  rows: number;
+  data: Float32Array;
+}
 
 export interface TrunkCacheOptions {
   /** Bytes kept in memory (float32). Default 1 GiB. */
@@ -26,10 +32,6 @@ export class TrunkCache {
     this.memoryBytes = opts.memoryBytes ?? 1024 ** 3;
     this.spillDir = opts.spillDir;
     if (this.spillDir) mkdirSync(this.spillDir, { recursive: true });
-  }
-
-  get size(): number {
-    return this.memory.size;
   }
 
   has(key: string): boolean {
@@ -68,9 +70,7 @@ export class TrunkCache {
       this.memory.delete(oldKey);
       this.bytes -= old.data.byteLength;
       if (this.spillDir && !existsSync(this.path(oldKey))) {
-        const tmp = `${this.path(oldKey)}.tmp`;
-        writeFileSync(tmp, encodeEntry(old));
-        renameSync(tmp, this.path(oldKey));
+        writeFileAtomicSync(this.path(oldKey), encodeEntry(old));
         this.stats.spilled++;
       }
     }
@@ -78,11 +78,6 @@ export class TrunkCache {
 
   private path(key: string): string {
     return join(this.spillDir!, `${key}.f16`);
-  }
-
-  clear(): void {
-    this.memory.clear();
-    this.bytes = 0;
   }
 }
 

@@ -1,8 +1,8 @@
 /** `gptspam data sms`: download (or take) the UCI SMS Spam Collection and prepare the chapter's train/validation/test CSVs. */
-import { copyFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { downloadSmsCollection, prepareSmsDataset, SMS_COLLECTION_FILE, SMS_COLLECTION_URL } from '../../model/dataset.ts';
+import { copyFileAtomic } from '../../model/files.ts';
 import { ensurePrivateHome, gptspamHome } from '../home.ts';
 
 /** Where commands print; tests pass their own streams. */
@@ -48,10 +48,7 @@ export function registerDataCommands(program: Command, io: CliStreams = { stdout
         from = got.path;
       }
       const c = await prepareSmsDataset({ rawPath: from, outDir, seed: flags.seed }); // parses it: a bad file stops here
-      if (from !== rawPath) {
-        await copyFile(from, `${rawPath}.tmp`);
-        await rename(`${rawPath}.tmp`, rawPath);
-      }
+      if (from !== rawPath) await copyFileAtomic(from, rawPath);
       io.stdout.write(
         `${c.raw.total} messages (${c.raw.ham} ham, ${c.raw.spam} spam) → balanced ${c.balanced} → ` +
           `train ${c.train}, validation ${c.validation}, test ${c.test} (seed ${flags.seed})\n` +

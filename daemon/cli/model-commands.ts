@@ -5,30 +5,32 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, initInference, nativeRuntime, type BackendName, type InferenceName } from '../../model/backend.ts';
+import { BACKEND_NAMES, INFERENCE_NAMES, initBackend, initInference, nativeRuntime, type BackendName, type InferenceName } from '../../model/backend.ts';
 import { loadCheckpoint, saveCheckpoint, type CheckpointInfo } from '../../model/checkpoint.ts';
-import { GPT2Classifier, toTokenBatch, type ClassifierOptions, type HeadInit, type Pooling, type TrainableLayers } from '../../model/classifier.ts';
-import { SCRATCH_SIZES } from '../../model/config.ts';
+import { GPT2Classifier, POOLINGS, toTokenBatch, TRAINABLE_LAYERS, type ClassifierOptions, type HeadInit, type Pooling, type TrainableLayers } from '../../model/classifier.ts';
+import { SCRATCH_SIZE_NAMES, SCRATCH_SIZES, type ScratchSize } from '../../model/config.ts';
 import { readLabeledCsv } from '../../model/dataset.ts';
+import { classIdIn, encodeExamples, labelId, LABEL_NAMES, spamLogOdds } from '../../model/examples.ts';
+import { defaultFeatures } from '../../model/features.ts';
 import { errorRates, logOdds, probability } from '../../model/calibration.ts';
 import { computeMetrics, formatConfusion } from '../../model/metrics.ts';
-import type { MessageKind } from '../contract.ts';
+import { MESSAGE_KINDS, type MessageKind } from '../contract.ts';
 import { modelText } from '../message-text.ts';
 import { decide, type ModelCalibration } from '../verdicts.ts';
 import { renderTrainingCurvesSvg } from '../../model/plot.ts';
 import { SafetensorsFile } from '../../model/safetensors.ts';
+import { parseWith } from '../../model/schema.ts';
 import { decode, encode } from '../../model/tokenizer.ts';
 import { NativeClassifier } from '../../model/native/classifier.ts';
 import { warmTrunk } from '../../model/native/trunk.ts';
 import { checkpointWeights, classifierWeights } from '../../model/native/weights.ts';
 import { BatchScorer, TfjsLogits, type LogitsSource } from '../../model/scorer.ts';
-import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier } from '../../model/train.ts';
+import { evaluate, padWidthFor, trainClassifier } from '../../model/train.ts';
 import { Explainer } from '../../model/explain.ts';
 import { formatExplanation, printable } from './explain-format.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { ensurePrivateHome, gptspamHome } from '../home.ts';
-
-const LABEL_NAMES = ['ham', 'spam'];
+import { modelCalibrationSchema } from '../training/job.ts';
 
 function int(name: string, min = 1) {
   return (v: string) => {
@@ -46,21 +48,21 @@ function positive(name: string) {
 }
 
 const backendOption = () =>
-  new Option('--backend <name>', 'tensor backend').choices(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']).default('auto');
+  new Option('--backend <name>', 'tensor backend').choices(BACKEND_NAMES).default('auto');
 const inferenceOption = () =>
-  new Option('--inference <name>', 'what scores and runs the frozen trunk: native ONNX Runtime or tfjs').choices(['auto', 'native', 'tfjs']).default('auto');
+  new Option('--inference <name>', 'what scores and runs the frozen trunk: native ONNX Runtime or tfjs').choices(INFERENCE_NAMES).default('auto');
 
 function defaultWeights(): string {
   return join(gptspamHome(), 'models', 'gpt2-124M', 'model.safetensors');
 }
 
 function labelNames(numClasses: number): string[] {
-  return numClasses === 2 ? LABEL_NAMES : Array.from({ length: numClasses }, (_, i) => `class ${i}`);
+  return numClasses === 2 ? [...LABEL_NAMES] : Array.from({ length: numClasses }, (_, i) => `class ${i}`);
 }
 
 function addClassifierOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--pooling <kind>', 'position the head reads').choices(['last_real', 'last', 'first']).default('last_real'))
+    .addOption(new Option('--pooling <kind>', 'position the head reads').choices(POOLINGS).default('last_real'))
     .option('--no-causal-mask', 'bidirectional attention (padding keys masked): the chapter\'s experiment');
 }
 
@@ -72,8 +74,8 @@ export function registerModelCommands(program: Command, modelCommand: Command): 
       .option('--data <dir>', 'folder with train.csv, validation.csv, test.csv (from `gptspam data sms`)')
       .option('--weights <file>', 'pretrained GPT-2 model.safetensors (default: the one `gptspam model fetch` installed)')
       .option('--scratch', 'train the GPT-2 architecture from random weights, all layers (no pretrained weights needed)')
-      .addOption(new Option('--size <size>', 'architecture for --scratch').choices(Object.keys(SCRATCH_SIZES)).default('tiny'))
-      .addOption(new Option('--layers <which>', 'what is trained').choices(['last_block', 'last_layer', 'all', 'lora']).default('last_block'))
+      .addOption(new Option('--size <size>', 'architecture for --scratch').choices(SCRATCH_SIZE_NAMES).default('tiny'))
+      .addOption(new Option('--layers <which>', 'what is trained').choices(TRAINABLE_LAYERS).default('last_block'))
       .option('--lora-rank <n>', 'LoRA rank', int('--lora-rank'), 16)
       .option('--lora-alpha <x>', 'LoRA alpha (update = alpha · x·A·B, as the book)', positive('--lora-alpha'), 16)
       .option('--epochs <n>', 'epochs', int('--epochs'), 5)
@@ -93,7 +95,7 @@ export function registerModelCommands(program: Command, modelCommand: Command): 
     .description('error rates as spam filters report them (ham flagged, spam missed, 1-ROCA%) and accuracy, precision, recall, F1, confusion matrix of a fine-tuned model on a CSV')
     .requiredOption('--model <dir>', 'fine-tuned model folder (from `gptspam train`, or a daemon version in <home>/models/versions)')
     .requiredOption('--data <file>', 'CSV with columns Label, Text')
-    .addOption(new Option('--kind <kind>', 'whose calibrated thresholds apply, for a daemon model').choices(['email', 'sms', 'other']).default('sms'))
+    .addOption(new Option('--kind <kind>', 'whose calibrated thresholds apply, for a daemon model').choices(MESSAGE_KINDS).default('sms'))
     .option('--threshold <p>', 'spam at or above this probability, for a model without calibrated thresholds', Number, 0.5)
     .option('--base <file>', 'base model.safetensors, if it moved since training')
     .option('--batch-size <n>', 'batch size', int('--batch-size'), 8)
@@ -135,7 +137,7 @@ async function useBackend(name: BackendName, inference?: InferenceName): Promise
 }
 
 interface TrainFlags {
-  data?: string; weights?: string; scratch?: boolean; size: keyof typeof SCRATCH_SIZES; layers: TrainableLayers;
+  data?: string; weights?: string; scratch?: boolean; size: ScratchSize; layers: TrainableLayers;
   loraRank: number; loraAlpha: number; epochs: number; batchSize: number; lr: number; weightDecay: number;
   maxTokens?: number; evalEvery: number; seed: number; out?: string; backend: BackendName; inference: InferenceName; pooling: Pooling; causalMask: boolean;
 }
@@ -230,13 +232,14 @@ async function train(flags: TrainFlags): Promise<void> {
 
 interface EvalFlags {
   model: string; data: string; base?: string; batchSize: number; json?: boolean;
-  backend: BackendName; inference: InferenceName; kind: 'email' | 'sms' | 'other'; threshold: number;
+  backend: BackendName; inference: InferenceName; kind: MessageKind; threshold: number;
 }
 
 async function evalCommand(flags: EvalFlags): Promise<void> {
   await useBackend(flags.backend, flags.inference);
-  const { classifier: clf, info } = await loadCheckpoint(resolve(flags.model), { basePath: flags.base });
-  const calibration = calibrationOf(info);
+  const dir = resolve(flags.model);
+  const { classifier: clf, info } = await loadCheckpoint(dir, { basePath: flags.base });
+  const calibration = calibrationOf(info, dir);
   // A daemon model read its training texts through the daemon's model-text function: so do these.
   const rows = (await readLabeledCsv(resolve(flags.data))).map((r) => (calibration ? { ...r, text: modelText({ kind: flags.kind, body: r.text }) } : r));
   const set = encodeExamples(rows, info.maxTokens);
@@ -251,7 +254,7 @@ async function evalCommand(flags: EvalFlags): Promise<void> {
     return;
   }
   // The model's own thresholds for that kind when the daemon calibrated it, else --threshold (no uncertain band).
-  const scored = r.logits.map(([ham, spam], i) => ({ score: spam! - ham!, spam: set[i]!.label === 1 }));
+  const scored = r.logits.map((logits, i) => ({ score: spamLogOdds(logits), spam: set[i]!.label === labelId('spam') }));
   const calibrated = calibration?.kinds[flags.kind];
   const thresholds = calibrated
     ? { spam: calibrated.spamThreshold, ham: calibrated.hamThreshold, origin: `calibrated for ${flags.kind}` }
@@ -310,7 +313,7 @@ async function classify(
   const rt = nativeRuntime();
   let source: LogitsSource;
   let maxTokens: number;
-  let names = LABEL_NAMES;
+  let names: string[] = [...LABEL_NAMES];
   let release: () => Promise<void> | void;
   let tfjsClassifier: () => Promise<GPT2Classifier>;
   /** A daemon model's thresholds per kind of message (its checkpoint carries them). */
@@ -335,7 +338,7 @@ async function classify(
       const weights = await checkpointWeights(dir, 'logits');
       const native = await NativeClassifier.create(rt, weights, 'logits');
       const { info } = weights;
-      calibration = calibrationOf(info);
+      calibration = calibrationOf(info, dir);
       source = native;
       maxTokens = info.maxTokens;
       names = info.labelNames;
@@ -347,7 +350,7 @@ async function classify(
       };
     } else {
       const loaded = await loadCheckpoint(dir);
-      calibration = calibrationOf(loaded.info);
+      calibration = calibrationOf(loaded.info, dir);
       source = new TfjsLogits(loaded.classifier);
       maxTokens = loaded.info.maxTokens;
       names = loaded.info.labelNames;
@@ -387,18 +390,18 @@ async function classify(
   await release();
 }
 
-function calibrationOf(info: CheckpointInfo): ModelCalibration | null {
-  return (info.extra?.calibration as ModelCalibration | undefined) ?? null;
+/** A daemon model's calibration from its checkpoint, checked (null for a model without one). */
+function calibrationOf(info: CheckpointInfo, dir: string): ModelCalibration | null {
+  return parseWith(modelCalibrationSchema.optional(), info.extra?.calibration, `${join(dir, 'classifier.json')}: extra.calibration is invalid`) ?? null;
 }
 
-/** Explains spam minus ham (by label name; classes 1 and 0 for models without those names). */
+/** Explains spam minus ham (by label name; the spam classifier's class ids for models without those names). */
 function explainerFor(clf: GPT2Classifier, maxTokens: number, names: string[]): Explainer {
-  const index = (name: string, fallback: number) => (names.includes(name) ? names.indexOf(name) : fallback);
   return new Explainer(clf, {
     maxTokens,
     width: clf.options.pooling === 'last' ? maxTokens : undefined,
-    positiveClass: index('spam', 1),
-    negativeClass: index('ham', 0),
+    positiveClass: classIdIn(names, 'spam'),
+    negativeClass: classIdIn(names, 'ham'),
   });
 }
 

@@ -1,5 +1,6 @@
 /** `gptspam serve`: the daemon, with the connectors the composition root (bin/main.ts) hands it. */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { BACKEND_NAMES, INFERENCE_NAMES } from '../../model/backend.ts';
 import { loadConfig, smsWatchFolder, type DaemonConfig } from '../config.ts';
 import type { ConnectorFactory, ConnectorSettings } from '../contract.ts';
 import { Daemon } from '../daemon.ts';
@@ -68,7 +69,7 @@ export function registerServeCommand(program: Command, createConnectors: Connect
     .option('--home <dir>', 'data directory (default: $GPTSPAM_HOME or ~/.gptspam)')
     .option('--host <addr>', 'address to listen on (default from config: 127.0.0.1)')
     .option('--port <n>', 'port (default from config: 8025)', port)
-    .addOption(new Option('--backend <name>', 'tensor backend').choices(['auto', 'gpu', 'node', 'wasm', 'webgpu', 'cpu']))
-    .addOption(new Option('--inference <name>', 'what scores and fills the trunk cache (default from config: auto)').choices(['auto', 'native', 'tfjs']))
+    .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_NAMES))
+    .addOption(new Option('--inference <name>', 'what scores and fills the trunk cache (default from config: auto)').choices(INFERENCE_NAMES))
     .action((flags) => serve(createConnectors, flags));
 }

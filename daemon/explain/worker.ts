@@ -7,7 +7,8 @@
  */
 import { loadCheckpoint, type CheckpointInfo } from '../../model/checkpoint.ts';
 import type { GPT2Classifier } from '../../model/classifier.ts';
-import { initBackend, type BackendName } from '../../model/backend.ts';
+import { BACKEND_NAMES, initBackend, type BackendName } from '../../model/backend.ts';
+import { classIdIn } from '../../model/examples.ts';
 import { Explainer } from '../../model/explain.ts';
 import type { ExplainReply, ExplainRequest } from './protocol.ts';
 
@@ -35,13 +36,12 @@ async function model(req: ExplainRequest): Promise<Loaded> {
     loaded = undefined;
   }
   const { classifier, info } = await loadCheckpoint(req.modelDir);
-  const index = (name: string, fallback: number) => (info.labelNames.includes(name) ? info.labelNames.indexOf(name) : fallback);
   const explainer = new Explainer(classifier, {
     maxTokens: info.maxTokens,
     // As the scorer: only `last` pooling pads, to the training length.
     width: classifier.options.pooling === 'last' ? info.maxTokens : undefined,
-    positiveClass: index('spam', 1),
-    negativeClass: index('ham', 0),
+    positiveClass: classIdIn(info.labelNames, 'spam'),
+    negativeClass: classIdIn(info.labelNames, 'ham'),
   });
   loaded = { version: req.version, classifier, info, explainer };
   return loaded;
@@ -76,7 +76,12 @@ process.on('message', (msg: ExplainRequest) => {
 });
 // The daemon going away closes the channel: nothing left to explain for.
 process.on('disconnect', () => process.exit(0));
-backendReady = initBackend((process.argv[2] ?? 'auto') as BackendName, { log: (line) => console.error(line) }).catch((err: unknown) => {
+const backend = process.argv[2] ?? 'auto';
+if (!(BACKEND_NAMES as readonly string[]).includes(backend)) {
+  console.error(`explanation process: unknown backend "${backend}" (expected one of ${BACKEND_NAMES.join(', ')})`);
+  process.exit(2);
+}
+backendReady = initBackend(backend as BackendName, { log: (line) => console.error(line) }).catch((err: unknown) => {
   console.error(`explanation process: ${(err as Error).message}`);
   process.exit(1);
 });

@@ -3,6 +3,7 @@
  * so the review lists filter and page on indexed columns; both are written in the same transaction as the history
  * rows, so they can never disagree.
  */
+import type { LabelledText } from '../../model/examples.ts';
 import type { Database, Queryable, SqlValue } from '../db.ts';
 import type { CorrectionOrigin, Label, MessageKind, SourceKind, VerdictLabel } from '../contract.ts';
 import type { AppliedThresholds, VerdictReason } from '../verdicts.ts';
@@ -55,9 +56,7 @@ export interface MessageFilter {
   limit: number;
 }
 
-export interface TrainingExample {
-  text: string;
-  label: Label;
+export interface TrainingExample extends LabelledText<Label> {
   kind: MessageKind;
   /** Where it came from: 'correction' (a user's label) or 'known' (a labelled import). */
   origin: 'correction' | 'known';

@@ -1,4 +1,5 @@
 /** Training runs: their progress, epoch history and log, and how they ended. */
+import type { EpochPoint } from '../../model/train.ts';
 import type { Database } from '../db.ts';
 import { json, parseJson, str, type Row } from './sql.ts';
 
@@ -13,14 +14,8 @@ export interface RunProgress {
   etaSeconds: number | null;
 }
 
-export interface EpochRecord {
-  epoch: number;
-  examplesSeen?: number;
-  trainLoss: number;
-  valLoss: number;
-  trainAcc: number;
-  valAcc: number;
-}
+/** An epoch of a run's history (runs recorded before `examplesSeen` was reported lack it). */
+export type EpochRecord = Omit<EpochPoint, 'examplesSeen'> & Partial<Pick<EpochPoint, 'examplesSeen'>>;
 
 export interface RunRecord {
   id: number;

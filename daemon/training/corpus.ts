@@ -9,31 +9,41 @@
  * target ham loss, and that needs many held-out ham (hundreds per kind of message).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import seedrandom from 'seedrandom';
+import { z } from 'zod';
 import { parseSmsCollection } from '../../model/dataset.ts';
-import { shuffled } from '../../model/train.ts';
+import { LABEL_NAMES, shuffled, type LabelledText } from '../../model/examples.ts';
+import { writeFileAtomic } from '../../model/files.ts';
 import { parseEmail } from '../email.ts';
 import { modelText } from '../message-text.ts';
-import type { Label, MessageKind } from '../contract.ts';
+import { MESSAGE_KINDS, type Label, type MessageKind } from '../contract.ts';
 
-export type ExampleOrigin = 'sms-collection' | 'spamassassin' | 'correction' | 'known';
+/** Where an example comes from: a built-in corpus, a person's correction, or a labelled import ('known'). */
+export const EXAMPLE_ORIGINS = ['sms-collection', 'spamassassin', 'correction', 'known'] as const;
+export type ExampleOrigin = (typeof EXAMPLE_ORIGINS)[number];
 
-export interface LabelledText {
-  text: string;
-  label: Label;
-  kind: MessageKind;
-  origin: ExampleOrigin;
+/**
+ * A message's model text with its label, its kind and where the label came from: the model's labelled text, with
+ * what the daemon needs to sample and calibrate by. A schema, because labels travel to the training process in its
+ * job file (job.ts).
+ */
+export const labelledMessageSchema = z.object({
+  text: z.string(),
+  label: z.enum(LABEL_NAMES),
+  kind: z.enum(MESSAGE_KINDS),
+  origin: z.enum(EXAMPLE_ORIGINS),
   /** A label given after the current model's run began, so that model never saw it. */
-  fresh?: boolean;
-}
+  fresh: z.boolean().optional(),
+}) satisfies z.ZodType<LabelledText<Label>>;
+export type LabelledMessage = z.infer<typeof labelledMessageSchema>;
 
 export interface TrainingSplit {
-  train: LabelledText[];
-  validation: LabelledText[];
-  heldOut: LabelledText[];
+  train: LabelledMessage[];
+  validation: LabelledMessage[];
+  heldOut: LabelledMessage[];
 }
 
 /** Labels people gave: always trained on in full, and they override a corpus label of the same text. */
@@ -59,7 +69,7 @@ export function balancedSample<T extends { label: Label; text: string }>(rows: T
 }
 
 /** Every message of the raw SMS Spam Collection file (`label<TAB>text` lines) as model texts. */
-export async function smsCollection(path: string): Promise<LabelledText[]> {
+export async function smsCollection(path: string): Promise<LabelledMessage[]> {
   const rows = parseSmsCollection(await readFile(path, 'utf8'), path);
   return rows.map((r) => ({ text: modelText({ kind: 'sms', body: r.text }), label: r.label, kind: 'sms' as const, origin: 'sms-collection' as const }));
 }
@@ -72,12 +82,12 @@ function spamAssassinDir(): string {
  * The whole SpamAssassin corpus as model texts. Parsing six thousand e-mails takes a while, so the result is cached
  * in <home>/cache (keyed by the text function's output format).
  */
-export async function spamAssassin(home: string, log: (line: string) => void = () => {}): Promise<LabelledText[]> {
+export async function spamAssassin(home: string, log: (line: string) => void = () => {}): Promise<LabelledMessage[]> {
   const cacheFile = join(home, 'cache', 'spamassassin.v2.json');
   try {
-    return JSON.parse(await readFile(cacheFile, 'utf8')) as LabelledText[];
+    return z.array(labelledMessageSchema).parse(JSON.parse(await readFile(cacheFile, 'utf8')));
   } catch {
-    // not cached yet (or unreadable): rebuild below
+    // not cached yet (or unreadable, or of another format): rebuild below
   }
   const root = spamAssassinDir();
   const files: Array<{ path: string; label: Label }> = [];
@@ -86,7 +96,7 @@ export async function spamAssassin(home: string, log: (line: string) => void = (
     for (const n of names) files.push({ path: join(root, group, n), label });
   }
   log(`reading the ${files.length} e-mails of the SpamAssassin corpus (once; cached afterwards)`);
-  const out: LabelledText[] = [];
+  const out: LabelledMessage[] = [];
   for (const f of files) {
     let raw = await readFile(f.path);
     // The corpus files are mbox entries: drop the "From " separator line, which is not part of the message.
@@ -96,8 +106,7 @@ export async function spamAssassin(home: string, log: (line: string) => void = (
     if (text.trim()) out.push({ text, label: f.label, kind: 'email', origin: 'spamassassin' });
   }
   await mkdir(dirname(cacheFile), { recursive: true });
-  await writeFile(`${cacheFile}.tmp`, JSON.stringify(out));
-  await rename(`${cacheFile}.tmp`, cacheFile);
+  await writeFileAtomic(cacheFile, JSON.stringify(out));
   return out;
 }
 
@@ -110,8 +119,8 @@ export function splitPoint(text: string): number {
  * Splits into train / validation / held-out by content hash. Duplicated texts count once; a person's label
  * overrides a corpus label for the same text.
  */
-export function splitByHash(examples: LabelledText[], heldOutFraction: number, validationFraction = 0.1): TrainingSplit {
-  const byText = new Map<string, LabelledText>();
+export function splitByHash(examples: LabelledMessage[], heldOutFraction: number, validationFraction = 0.1): TrainingSplit {
+  const byText = new Map<string, LabelledMessage>();
   for (const e of examples) {
     const prev = byText.get(e.text);
     if (!prev || PERSONAL.has(e.origin)) byText.set(e.text, e);
@@ -139,12 +148,12 @@ export interface SetSizes {
  * part (in proportion); everything else of it was never trained on, and up to `maxHeldOutPerCorpus` of that is held
  * out (its hash-held-out part first, then the untrained rest), keeping the corpus's natural share of ham.
  */
-export function trainingSets(examples: LabelledText[], sizes: SetSizes, heldOutFraction: number): TrainingSplit {
+export function trainingSets(examples: LabelledMessage[], sizes: SetSizes, heldOutFraction: number): TrainingSplit {
   const split = splitByHash(examples, heldOutFraction);
   const out: TrainingSplit = { train: [], validation: [], heldOut: [] };
   const origins = new Set([...split.train, ...split.validation, ...split.heldOut].map((e) => e.origin));
   for (const origin of origins) {
-    const of = (set: LabelledText[]) => set.filter((e) => e.origin === origin);
+    const of = (set: LabelledMessage[]) => set.filter((e) => e.origin === origin);
     const [train, validation, heldOut] = [of(split.train), of(split.validation), of(split.heldOut)];
     if (PERSONAL.has(origin)) {
       out.train.push(...train);
@@ -156,7 +165,7 @@ export function trainingSets(examples: LabelledText[], sizes: SetSizes, heldOutF
     const validationSample = balancedSample(validation, Math.ceil(sizes.maxPerCorpus / 7), `validation:${origin}`);
     const used = new Set([...trainSample, ...validationSample]);
     const untrained = [...train, ...validation].filter((e) => !used.has(e));
-    const byRank = (set: LabelledText[]) => [...set].sort((a, b) => splitPoint(`held-out\n${a.text}`) - splitPoint(`held-out\n${b.text}`));
+    const byRank = (set: LabelledMessage[]) => [...set].sort((a, b) => splitPoint(`held-out\n${a.text}`) - splitPoint(`held-out\n${b.text}`));
     out.train.push(...trainSample);
     out.validation.push(...validationSample);
     out.heldOut.push(...[...byRank(heldOut), ...byRank(untrained)].slice(0, sizes.maxHeldOutPerCorpus));
@@ -165,7 +174,7 @@ export function trainingSets(examples: LabelledText[], sizes: SetSizes, heldOutF
 }
 
 /** Counts by kind and label, for the run's log and the model's record. */
-export function countByKind(set: LabelledText[]): Record<MessageKind, { ham: number; spam: number }> {
+export function countByKind(set: LabelledMessage[]): Record<MessageKind, { ham: number; spam: number }> {
   const counts = { email: { ham: 0, spam: 0 }, sms: { ham: 0, spam: 0 }, other: { ham: 0, spam: 0 } };
   for (const e of set) counts[e.kind][e.label]++;
   return counts;

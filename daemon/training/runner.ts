@@ -17,8 +17,8 @@ import type { ModelHost } from '../model-host.ts';
 import type { EpochRecord, ModelRecord, RunRecord, Store } from '../store/index.ts';
 import { resolveBaseModel } from './base-model.ts';
 import { resolveSmsCollection } from './sms-corpus.ts';
-import type { LabelledText } from './corpus.ts';
-import type { TrainJob, WorkerReport } from './job.ts';
+import type { LabelledMessage } from './corpus.ts';
+import { parseWorkerReport, type TrainJob, type WorkerReport } from './job.ts';
 import { workerArgs } from '../worker-process.ts';
 
 const WORKER = workerArgs(import.meta.url, 'worker');
@@ -98,7 +98,7 @@ export class TrainingRunner extends EventEmitter {
       // Labels given after the current model's run began are new to it: a refining run trains on them.
       const currentRun = current?.runId != null ? await this.store.runs.get(current.runId) : undefined;
       const seenUntil = current ? (currentRun?.startedAt ?? current.createdAt) : null;
-      const personal: LabelledText[] = (await this.store.messages.labelledExamples()).map((e) => ({
+      const personal: LabelledMessage[] = (await this.store.messages.labelledExamples()).map((e) => ({
         text: e.text, label: e.label, kind: e.kind, origin: e.origin, fresh: seenUntil !== null && e.labelledAt > seenUntil,
       }));
       const smsFile = await resolveSmsCollection(this.config, this.home, this.logger);
@@ -199,8 +199,9 @@ export class TrainingRunner extends EventEmitter {
     reports.on('line', (line) => {
       let r: WorkerReport;
       try {
-        r = JSON.parse(line) as WorkerReport;
-      } catch {
+        r = parseWorkerReport(line);
+      } catch (err) {
+        this.logger.warn({ run: a.run.id, err: (err as Error).message }, 'skipped a malformed report from the training process');
         return;
       }
       if (r.type === 'done') done = r;

@@ -5,24 +5,25 @@
  * runs (asynchronous IPC would wait for the end of the synchronous training loop).
  */
 import { writeSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initBackend, initInference } from '../../model/backend.ts';
 import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from '../../model/checkpoint.ts';
 import { GPT2Classifier, type TrainableLayers } from '../../model/classifier.ts';
 import type { AttentionMode } from '../../model/gpt2.ts';
 import { SCRATCH_SIZES, type GPT2Config } from '../../model/config.ts';
+import { encodeExamples, labelId, LABEL_NAMES, spamLogOdds, type EncodedExample } from '../../model/examples.ts';
+import { defaultFeatures } from '../../model/features.ts';
 import { computeMetrics } from '../../model/metrics.ts';
-import { defaultFeatures, encodeExamples, evaluate, padWidthFor, trainClassifier, type EncodedExample } from '../../model/train.ts';
+import { evaluate, padWidthFor, trainClassifier } from '../../model/train.ts';
 import { warmTrunk } from '../../model/native/trunk.ts';
 import { TrunkCache } from '../../model/trunk-cache.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { calibrate } from '../verdicts.ts';
-import { countByKind, refineSet, smsCollection, spamAssassin, trainingSets, type LabelledText } from './corpus.ts';
-import type { HeldOutMetrics, TrainJob, WorkerReport } from './job.ts';
+import { countByKind, refineSet, smsCollection, spamAssassin, trainingSets, type LabelledMessage } from './corpus.ts';
+import { readTrainJob, type HeldOutMetrics, type TrainJob, type WorkerReport } from './job.ts';
 
 const REPORT_FD = 3;
-const LABEL_IDS = { ham: 0, spam: 1 } as const;
 
 function report(r: WorkerReport): void {
   writeSync(REPORT_FD, `${JSON.stringify(r)}\n`);
@@ -35,7 +36,7 @@ function heldOutMetrics(clf: GPT2Classifier, set: EncodedExample[], batchSize: n
   const m = computeMetrics(set.map((e) => e.label), r.predictions, 2);
   return {
     metrics: { accuracy: m.accuracy, precision: m.precision, recall: m.recall, f1: m.f1, count: set.length },
-    logOdds: r.logits.map(([ham, spam]) => spam! - ham!),
+    logOdds: r.logits.map(spamLogOdds),
   };
 }
 
@@ -78,7 +79,7 @@ async function run(job: TrainJob): Promise<void> {
   await initInference(job.inference, { log });
 
   report({ type: 'progress', phase: 'preparing data', step: 0, totalSteps: 0, epoch: 0, loss: null, etaSeconds: null });
-  const corpora: LabelledText[] = [];
+  const corpora: LabelledMessage[] = [];
   if (job.corpora.smsFile) {
     const sms = await smsCollection(job.corpora.smsFile);
     log(`SMS Spam Collection: ${sms.length} messages`);
@@ -92,7 +93,7 @@ async function run(job: TrainJob): Promise<void> {
   const split = trainingSets([...corpora, ...job.personal], job.corpora, job.heldOutFraction);
   const corrections = job.personal.length;
   const trained = countByKind(split.train);
-  const counts = (set: LabelledText[]) =>
+  const counts = (set: LabelledMessage[]) =>
     Object.entries(countByKind(set)).filter(([, c]) => c.ham + c.spam > 0).map(([kind, c]) => `${kind} ${c.ham} ham/${c.spam} spam`).join(', ') || 'none';
   log(`training set: ${split.train.length} train (${counts(split.train)}), ${split.validation.length} validation, ${split.heldOut.length} held out (${counts(split.heldOut)}); ${corrections} labels from people`);
   if (split.train.length < job.batchSize) {
@@ -106,7 +107,7 @@ async function run(job: TrainJob): Promise<void> {
   const start = await startingPoint(job, { layers: scratch ? 'all' : job.layers, attention: scratch ? 'bidirectional' : 'causal' });
   const clf = start.classifier;
   const maxTokens = Math.min(job.maxTokens, clf.config.nPositions);
-  const encode = (set: LabelledText[], tokens = maxTokens) => encodeExamples(set.map((e) => ({ text: e.text, label: LABEL_IDS[e.label] })), tokens);
+  const encode = (set: LabelledMessage[], tokens = maxTokens) => encodeExamples(set.map((e) => ({ text: e.text, label: labelId(e.label) })), tokens);
   const refining = start.refinedFrom === null ? null : job.refine;
   const trainTexts = refining ? refineSet(split.train, refining.replay, `refine:${job.version}`) : split.train;
   if (refining) {
@@ -151,7 +152,7 @@ async function run(job: TrainJob): Promise<void> {
   }
   await rm(job.outDir, { recursive: true, force: true });
   await saveCheckpoint(job.outDir, clf, {
-    maxTokens, labelNames: ['ham', 'spam'],
+    maxTokens, labelNames: [...LABEL_NAMES],
     extra: { heldOut: candidate, history: result.epochs, calibration, maxPerCorpus: job.corpora.maxPerCorpus },
   });
   const baseHash = clf.base.hash;
@@ -176,7 +177,7 @@ if (!jobPath) {
   process.exit(2);
 }
 try {
-  await run(JSON.parse(await readFile(jobPath, 'utf8')) as TrainJob);
+  await run(await readTrainJob(jobPath));
   process.exit(0);
 } catch (err) {
   report({ type: 'error', message: (err as Error).message });

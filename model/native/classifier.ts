@@ -7,10 +7,12 @@ import { open } from 'node:fs/promises';
 import type { ClassifierOptions, Pooling } from '../classifier.ts';
 import { poolPositions } from '../classifier.ts';
 import type { GPT2Config } from '../config.ts';
-import type { CachedEntry, Example, TrunkFiller } from '../features.ts';
+import type { EncodedExample } from '../examples.ts';
+import type { TrunkFiller } from '../features.ts';
 import { causalMaskData, causalRowMaskData, keyPaddingMaskData } from '../gpt2.ts';
 import type { LogitsSource } from '../scorer.ts';
 import { padBatch } from '../tokenizer.ts';
+import type { CachedEntry } from '../trunk-cache.ts';
 import { buildGpt2Graph, type GraphOutput } from './gpt2-graph.ts';
 import { bytesOf, DataType, type Weight } from './onnx-graph.ts';
 import { NativeSession, type FeedTensor, type NativeRuntime } from './runtime.ts';
@@ -99,7 +101,7 @@ export class NativeClassifier implements LogitsSource, TrunkFiller {
    * at its real positions (`last_block`; the whole fixed width for `last` pooling) or its pooled final hidden state
    * (`last_layer`).
    */
-  async trunkEntries(examples: Example[], width?: number): Promise<CachedEntry[]> {
+  async trunkEntries(examples: EncodedExample[], width?: number): Promise<CachedEntry[]> {
     const { out, padded } = await this.run(examples.map((e) => e.ids), width);
     const e = this.config.nEmbd;
     if (this.output === 'pooled') return examples.map((_, r) => ({ rows: 1, data: out.data.slice(r * e, (r + 1) * e) }));

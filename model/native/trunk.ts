@@ -5,7 +5,8 @@
  */
 import { nativeRuntime } from '../backend.ts';
 import type { GPT2Classifier } from '../classifier.ts';
-import { CachedFeatures, type Example, type FeatureProvider } from '../features.ts';
+import type { EncodedExample } from '../examples.ts';
+import { CachedFeatures, type FeatureProvider } from '../features.ts';
 import { NativeClassifier } from './classifier.ts';
 import type { NativeRuntime } from './runtime.ts';
 import { classifierWeights } from './weights.ts';
@@ -18,7 +19,7 @@ import { classifierWeights } from './weights.ts';
 export async function warmTrunk(
   features: FeatureProvider,
   clf: GPT2Classifier,
-  examples: Example[],
+  examples: EncodedExample[],
   rt: NativeRuntime | undefined = nativeRuntime(),
 ): Promise<number | undefined> {
   if (!rt || !(features instanceof CachedFeatures)) return undefined;

@@ -28,12 +28,13 @@ import { initBackend, initInference, nativeRuntime, type BackendName, type Infer
 import { GPT2Classifier, crossEntropy, toTokenBatch } from '../../model/classifier.ts';
 import { GPT2_PRESETS } from '../../model/config.ts';
 import { balanceByUndersampling, parseSmsCollection, shuffleSplit, toLabeled } from '../../model/dataset.ts';
-import { CachedFeatures, DirectFeatures } from '../../model/features.ts';
+import { batches, encodeExamples, type EncodedExample } from '../../model/examples.ts';
+import { CachedFeatures, DirectFeatures, withFeatures } from '../../model/features.ts';
 import { causalMask } from '../../model/gpt2.ts';
 import { BatchScorer } from '../../model/scorer.ts';
 import { padBatch } from '../../model/tokenizer.ts';
 import { TrunkCache } from '../../model/trunk-cache.ts';
-import { batches, encodeExamples, trainClassifier, withFeatures, type EncodedExample } from '../../model/train.ts';
+import { trainClassifier } from '../../model/train.ts';
 import { saveCheckpoint } from '../../model/checkpoint.ts';
 import { NativeClassifier } from '../../model/native/classifier.ts';
 import { checkpointWeights, classifierWeights } from '../../model/native/weights.ts';

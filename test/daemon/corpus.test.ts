@@ -1,9 +1,9 @@
 /** The daemon's training set: the stable hash split and what a refining run trains on. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { refineSet, splitByHash, trainingSets, type LabelledText } from '../../daemon/training/corpus.ts';
+import { refineSet, splitByHash, trainingSets, type LabelledMessage } from '../../daemon/training/corpus.ts';
 
-const corpus: LabelledText[] = Array.from({ length: 2000 }, (_, i) => ({
+const corpus: LabelledMessage[] = Array.from({ length: 2000 }, (_, i) => ({
   text: `corpus message number ${i}`,
   label: i % 2 ? 'spam' : 'ham',
   kind: 'sms',
@@ -15,7 +15,7 @@ test('the split depends only on each text, so a message keeps its side as the da
   const large = splitByHash(corpus, 0.2);
   const side = (s: ReturnType<typeof splitByHash>) => {
     const m = new Map<string, string>();
-    for (const [name, set] of Object.entries(s)) for (const e of set as LabelledText[]) m.set(e.text, name);
+    for (const [name, set] of Object.entries(s)) for (const e of set as LabelledMessage[]) m.set(e.text, name);
     return m;
   };
   const a = side(small);
@@ -37,7 +37,7 @@ test("a person's label overrides the corpus label of the same text, and duplicat
 });
 
 test('a refining run trains on every new label plus a fixed-seed replay of the rest', () => {
-  const fresh: LabelledText[] = Array.from({ length: 30 }, (_, i) => ({ text: `new label ${i}`, label: 'spam', kind: 'sms', origin: 'correction', fresh: true }));
+  const fresh: LabelledMessage[] = Array.from({ length: 30 }, (_, i) => ({ text: `new label ${i}`, label: 'spam', kind: 'sms', origin: 'correction', fresh: true }));
   const train = [...corpus.slice(0, 1000), ...fresh];
   const set = refineSet(train, 4, 'refine:2');
   assert.equal(set.filter((e) => e.fresh).length, 30, 'every new label');
@@ -52,8 +52,8 @@ test('a refining run trains on every new label plus a fixed-seed replay of the r
 
 test('training sets: a balanced, capped sample trains; everything else of a corpus is held out, never trained on', () => {
   // An unbalanced corpus like the real ones: 1600 ham, 400 spam.
-  const rows: LabelledText[] = Array.from({ length: 2000 }, (_, i) => ({ text: `sms ${i}`, label: i % 5 === 0 ? 'spam' : 'ham', kind: 'sms', origin: 'sms-collection' }));
-  const personal: LabelledText[] = Array.from({ length: 50 }, (_, i) => ({ text: `mine ${i}`, label: 'ham', kind: 'other', origin: 'correction' }));
+  const rows: LabelledMessage[] = Array.from({ length: 2000 }, (_, i) => ({ text: `sms ${i}`, label: i % 5 === 0 ? 'spam' : 'ham', kind: 'sms', origin: 'sms-collection' }));
+  const personal: LabelledMessage[] = Array.from({ length: 50 }, (_, i) => ({ text: `mine ${i}`, label: 'ham', kind: 'other', origin: 'correction' }));
   const sets = trainingSets([...rows, ...personal], { maxPerCorpus: 300, maxHeldOutPerCorpus: 10_000 }, 0.2);
   const corpusTrain = sets.train.filter((e) => e.origin === 'sms-collection');
   assert.equal(corpusTrain.length, 300);
@@ -77,7 +77,7 @@ test('training sets: a balanced, capped sample trains; everything else of a corp
 });
 
 test('training sets: a corpus text a person relabels leaves the sample without pushing a trained example into the held-out set', () => {
-  const rows: LabelledText[] = Array.from({ length: 1500 }, (_, i) => ({ text: `mail ${i}`, label: i % 3 === 0 ? 'spam' : 'ham', kind: 'email', origin: 'spamassassin' }));
+  const rows: LabelledMessage[] = Array.from({ length: 1500 }, (_, i) => ({ text: `mail ${i}`, label: i % 3 === 0 ? 'spam' : 'ham', kind: 'email', origin: 'spamassassin' }));
   const sizes = { maxPerCorpus: 400, maxHeldOutPerCorpus: 10_000 };
   const before = trainingSets(rows, sizes, 0.2);
   const trainedBefore = new Set(before.train.map((e) => e.text));

@@ -7,7 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from '../../model/adamw.ts';
 import { GPT2Classifier, disposeFeatures, type ClassifierOptions } from '../../model/classifier.ts';
-import { CachedFeatures, DirectFeatures, type Example, type FeatureProvider } from '../../model/features.ts';
+import type { EncodedExample } from '../../model/examples.ts';
+import { CachedFeatures, DirectFeatures, type FeatureProvider } from '../../model/features.ts';
 import { lossAndGrads, trainStep } from '../../model/step.ts';
 import { encode } from '../../model/tokenizer.ts';
 import { TrunkCache } from '../../model/trunk-cache.ts';
@@ -16,7 +17,7 @@ import { loadGPT2 } from '../../model/weights.ts';
 import { useTestBackend } from '../helpers/backend.ts';
 import { assertClose, loadExpected, TINY_MODEL } from '../helpers/fixture.ts';
 
-let examples: Example[];
+let examples: EncodedExample[];
 let tmp: string;
 
 before(async () => {
@@ -33,7 +34,7 @@ async function clf(options: Partial<ClassifierOptions> = {}) {
   return new GPT2Classifier(await loadGPT2(TINY_MODEL), { seed: 5, ...options });
 }
 
-function logitsOf(c: GPT2Classifier, p: FeatureProvider, ex: Example[]): Float32Array {
+function logitsOf(c: GPT2Classifier, p: FeatureProvider, ex: EncodedExample[]): Float32Array {
   const f = p.features(ex);
   const out = tf.tidy(() => c.logitsFromFeatures(f).dataSync() as Float32Array);
   disposeFeatures(f);

@@ -20,7 +20,8 @@ import { initInference, nativeRuntime } from '../../model/backend.ts';
 import { saveCheckpoint } from '../../model/checkpoint.ts';
 import { GPT2Classifier, disposeFeatures, toTokenBatch, type ClassifierOptions, type HeadInit } from '../../model/classifier.ts';
 import { SCRATCH_SIZES } from '../../model/config.ts';
-import { CachedFeatures, type Example, type FeatureProvider } from '../../model/features.ts';
+import type { EncodedExample } from '../../model/examples.ts';
+import { CachedFeatures, type FeatureProvider } from '../../model/features.ts';
 import { NativeClassifier } from '../../model/native/classifier.ts';
 import type { NativeRuntime } from '../../model/native/runtime.ts';
 import { warmTrunk } from '../../model/native/trunk.ts';
@@ -189,14 +190,14 @@ describe('native and tfjs agree beyond the fixture', () => {
 });
 
 describe('trunk cache filled natively', () => {
-  let examples: Example[];
+  let examples: EncodedExample[];
   before(() => {
     const more = ['ok', 'Call now!!!', 'see you at 5 then, bring the thing we talked about on monday night at the station '.repeat(2)];
     examples = [...expected.texts, ...more].map((t, i) => ({ ids: encode(t, 60), label: i % 2 }));
   });
 
   /** The frozen features a provider serves for `ex`, as numbers. */
-  function frozen(p: FeatureProvider, ex: Example[]): Float32Array {
+  function frozen(p: FeatureProvider, ex: EncodedExample[]): Float32Array {
     const f = p.features(ex);
     const out = f.kind === 'block-input' ? f.x.dataSync().slice() : f.kind === 'pooled-hidden' ? f.h.dataSync().slice() : new Float32Array();
     disposeFeatures(f);
