@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { probability } from '../model/calibration.ts';
+import { spamLogOdds } from '../model/examples.ts';
 import type { DaemonConfig } from './config.ts';
 import { correspondentKey } from './correspondents.ts';
 import { modelText } from './message-text.ts';
@@ -54,7 +55,7 @@ export class Scoring extends EventEmitter implements ScoringService {
     const kind = message.kind ?? kindOfSource(message.source);
     const text = modelText({ kind, sender: message.sender ?? null, subject: message.subject ?? null, body: message.body });
     const { logits, version, calibration } = await this.host.score(text);
-    const logOdds = logits[1]! - logits[0]!;
+    const logOdds = spamLogOdds(logits);
     const sender = correspondentKey(message.sender);
     const knownCorrespondent = this.verdicts.knownCorrespondents && sender !== null && (await this.store.correspondents.has(sender));
     const decision = decide(logOdds, kind, calibration, { fixed: this.verdicts.thresholds[kind], knownCorrespondent });

@@ -7,19 +7,24 @@
  * held-out ham cannot certify the target gets no spam threshold. Thresholds fixed in the configuration win. Messages
  * from known correspondents are ham whatever the score (the score is still kept).
  */
-import { chooseOperatingPoint, logOdds, probability, type OperatingPoint, type OperatingPointOptions } from '../model/calibration.ts';
+import { z } from 'zod';
+import { chooseOperatingPoint, logOdds, operatingPointOptionsSchema, operatingPointSchema, probability, type OperatingPointOptions } from '../model/calibration.ts';
 import type { FixedThreshold } from './config.ts';
 import { MESSAGE_KINDS, type Label, type MessageKind, type VerdictLabel } from './contract.ts';
 
-export interface KindCalibration extends OperatingPoint {
+const count = z.number().int().min(0);
+const kindCalibrationSchema = operatingPointSchema.extend({
   /** Training examples of this kind the model learned from. */
-  trained: { ham: number; spam: number };
-}
+  trained: z.object({ ham: count, spam: count }),
+});
+export type KindCalibration = z.infer<typeof kindCalibrationSchema>;
 
-export interface ModelCalibration {
-  options: OperatingPointOptions;
-  kinds: Record<MessageKind, KindCalibration>;
-}
+/** A model's thresholds and held-out error rates per kind of message (reported by its training run, kept with it). */
+export const modelCalibrationSchema = z.object({
+  options: operatingPointOptionsSchema,
+  kinds: z.object({ email: kindCalibrationSchema, sms: kindCalibrationSchema, other: kindCalibrationSchema }),
+});
+export type ModelCalibration = z.infer<typeof modelCalibrationSchema>;
 
 /** Why a message got its label. */
 export type VerdictReason =

@@ -16,7 +16,7 @@ import { errorRates, logOdds, probability } from '../../model/calibration.ts';
 import { computeMetrics, formatConfusion } from '../../model/metrics.ts';
 import { MESSAGE_KINDS, type MessageKind } from '../contract.ts';
 import { modelText } from '../message-text.ts';
-import { decide, type ModelCalibration } from '../verdicts.ts';
+import { decide, modelCalibrationSchema, type ModelCalibration } from '../verdicts.ts';
 import { renderTrainingCurvesSvg } from '../../model/plot.ts';
 import { SafetensorsFile } from '../../model/safetensors.ts';
 import { parseWith } from '../../model/schema.ts';
@@ -30,7 +30,6 @@ import { Explainer } from '../../model/explain.ts';
 import { formatExplanation, printable } from './explain-format.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { ensurePrivateHome, gptspamHome } from '../home.ts';
-import { modelCalibrationSchema } from '../training/job.ts';
 
 function int(name: string, min = 1) {
   return (v: string) => {
@@ -373,7 +372,7 @@ async function classify(
   all.forEach((logits, i) => {
     const probs = softmax(logits);
     const spam = names.length === 2 ? probs[1]! : NaN;
-    const verdict = spamClassifier ? decide(logits[1]! - logits[0]!, flags.kind, calibration, { fixed }) : undefined;
+    const verdict = spamClassifier ? decide(spamLogOdds(logits), flags.kind, calibration, { fixed }) : undefined;
     const label = verdict?.label ?? (names.length === 2 ? (spam >= (flags.threshold ?? 0.5) ? names[1]! : names[0]!) : names[probs.indexOf(Math.max(...probs))]!);
     const tokens = encode(modelTexts[i]!, maxTokens).length;
     const explanation = explainer?.explain(modelTexts[i]!);

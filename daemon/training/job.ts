@@ -5,13 +5,13 @@
  */
 import { z } from 'zod';
 import { BACKEND_NAMES, INFERENCE_NAMES } from '../../model/backend.ts';
-import { operatingPointOptionsSchema, operatingPointSchema } from '../../model/calibration.ts';
+import { operatingPointOptionsSchema } from '../../model/calibration.ts';
+import { modelCalibrationSchema } from '../verdicts.ts';
 import { TRAINABLE_LAYERS } from '../../model/classifier.ts';
 import { SCRATCH_SIZE_NAMES } from '../../model/config.ts';
 import { readJsonFile } from '../../model/files.ts';
 import { jsonNumber, parseWith } from '../../model/schema.ts';
 import { epochPointSchema } from '../../model/train.ts';
-import type { ModelCalibration } from '../verdicts.ts';
 import { labelledMessageSchema } from './corpus.ts';
 
 const count = z.number().int().min(0);
@@ -67,21 +67,6 @@ export const heldOutMetricsSchema = z.object({
   count,
 });
 export type HeldOutMetrics = z.infer<typeof heldOutMetricsSchema>;
-
-const kindCalibrationSchema = operatingPointSchema.extend({
-  /** Training examples of this kind the model learned from. */
-  trained: z.object({ ham: count, spam: count }),
-});
-
-/** A model's calibration as the training process reports it (daemon/verdicts.ts ModelCalibration). */
-export const modelCalibrationSchema = z.object({
-  options: operatingPointOptionsSchema,
-  kinds: z.object({ email: kindCalibrationSchema, sms: kindCalibrationSchema, other: kindCalibrationSchema }),
-});
-// verdicts.ts declares ModelCalibration as interfaces: the schema must describe exactly that type.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const calibrationSchemaMatches: Same<z.infer<typeof modelCalibrationSchema>, ModelCalibration> = true;
-void calibrationSchemaMatches;
 
 export const workerReportSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('log'), line: z.string() }),
