@@ -66,8 +66,6 @@ async function hasUid(client: ImapFlow, mailbox: string, uid: number): Promise<b
   return found.includes(uid);
 }
 
-/** The verdict's move; the same operation as moveMessage. */
-export const moveToSpam = moveMessage;
 
 function withNewUid(r: MoveResult, newUid: number | undefined, validity: bigint | undefined): MoveResult {
   if (newUid !== undefined) r.newUid = newUid;

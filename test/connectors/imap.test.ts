@@ -20,7 +20,7 @@ import { createImapConnectors } from '../../connectors/imap/index.ts';
 import { connect, type ImapAccount } from '../../connectors/imap/account.ts';
 import { resolveSpamMailbox } from '../../connectors/imap/mailboxes.ts';
 import { fetchNewMessages } from '../../connectors/imap/fetch.ts';
-import { markVerdict, moveToSpam, UNCERTAIN } from '../../connectors/imap/actions.ts';
+import { markVerdict, moveMessage, UNCERTAIN } from '../../connectors/imap/actions.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 // Without Dovecot every test here fails with one line saying how to install it (never a silent skip).
@@ -625,7 +625,7 @@ test('MOVE fallback: COPY + \\Deleted + UID EXPUNGE of just that message', async
   lock.release();
 
   client.capabilities.delete('MOVE'); // as on a server without RFC 6851
-  const r = await moveToSpam(client, 1, 'INBOX', 'Junk');
+  const r = await moveMessage(client, 1, 'INBOX', 'Junk');
   assert.equal(r.method, 'copy-expunge');
   assert.equal(r.newUid, 1);
   const inbox = await contents(user, 'INBOX');
@@ -649,7 +649,7 @@ test('MOVE fallback: COPY + \\Deleted + UID EXPUNGE of just that message', async
   // also remove the user's own deleted message 2).
   await user.append('INBOX', mails[2]!.raw);
   client.capabilities.delete('UIDPLUS');
-  const r2 = await moveToSpam(client, 3, 'INBOX', 'Junk');
+  const r2 = await moveMessage(client, 3, 'INBOX', 'Junk');
   assert.equal(r2.method, 'copy-flag-deleted');
   const after = await contents(user, 'INBOX');
   assert.deepEqual(after.map((x) => [x.uid, x.flags.has('\\Deleted')]), [[2, true], [3, true]]);
