@@ -232,6 +232,18 @@ function startConnector(o: Omit<ImapConnectorOptions, 'logger'> & { logger?: Log
 }
 
 const idleOnce = (c: ImapConnector) => new Promise<void>((r) => c.once('idle', () => r()));
+
+/** A fresh server, a connector idling on its inbox (scoring with TestScoring), and the mailbox owner's client. */
+async function watchedInbox(): Promise<{ scoring: TestScoring; conn: ImapConnector; user: ImapFlow }> {
+  const s = await server();
+  const scoring = new TestScoring();
+  const conn = startConnector({ account: account(s), scoring, state: new MemoryState() });
+  await idleOnce(conn);
+  return { scoring, conn, user: await userClient(s) };
+}
+
+/** A raw message as a client appends it: CRLF line ends, bytes as written (latin1 keeps 8-bit headers raw). */
+const crlf = (t: string) => Buffer.from(t.replace(/\r?\n/g, '\r\n'), 'latin1');
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The mailboxes (of INBOX, Junk) holding a live (not \\Deleted) copy of the message. */
@@ -347,12 +359,7 @@ test('flag mode: spam gets $Junk, ham gets $NotJunk, nothing moves', async () =>
 });
 
 test('uncertain mail stays in the inbox, marked for review; settling it in the UI takes the mark off', async () => {
-  const s = await server();
-  const scoring = new TestScoring();
-  const conn = startConnector({ account: account(s), scoring, state: new MemoryState() });
-  await idleOnce(conn);
-  const user = await userClient(s);
-  const crlf = (t: string) => Buffer.from(t.replace(/\r?\n/g, '\r\n'), 'latin1');
+  const { scoring, conn, user } = await watchedInbox();
   await user.append('INBOX', crlf('From: a@example.org\nSubject: MAYBE a deal\nMessage-ID: <u1@t>\n\nhello\n'));
   await user.append('INBOX', crlf('From: b@example.org\nSubject: SPAM offer\nMessage-ID: <u2@t>\n\ncheap pills\n'));
   await waitFor('both scored', () => scoring.calls.length === 2, { timeoutMs: 15_000, intervalMs: 50 });
@@ -479,12 +486,7 @@ test('a 30 MB message is scored from its first 256 KiB; the connector never down
 });
 
 test('malformed MIME, an 8-bit header and a message without text are scored, and the loop goes on', async () => {
-  const s = await server();
-  const scoring = new TestScoring();
-  const conn = startConnector({ account: account(s), scoring, state: new MemoryState() });
-  await idleOnce(conn);
-  const user = await userClient(s);
-  const crlf = (t: string) => Buffer.from(t.replace(/\r?\n/g, '\r\n'), 'latin1');
+  const { scoring, user } = await watchedInbox();
   await user.append('INBOX', crlf('From: x@example.org\nSubject: broken\nMessage-ID: <m1@t>\nContent-Type: multipart/mixed\n\n--b\nContent-Type: text/plain\n\nhello\n--b--\n'));
   await user.append('INBOX', crlf('From: Ren\xe9 <r@example.fr>\nSubject: Caf\xe9 SPAM offre\nMessage-ID: <m2@t>\n\nachetez\n'));
   await user.append('INBOX', crlf('From: y@example.org\nSubject: scan\nMessage-ID: <m3@t>\nContent-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: application/pdf\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--b--\n'));
