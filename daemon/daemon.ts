@@ -73,7 +73,7 @@ export class Daemon {
       const host = new ModelHost((line) => logger.warn(line));
       const scoring = new Scoring(store, host, config.verdicts);
       const runner = new TrainingRunner(store, host, config, home, logger);
-      const explanations = new Explanations(store, logger, { backend: config.backend });
+      const explanations = new Explanations(store, logger, { backend: config.backend, inference: inference.name });
       let daemon: Daemon | undefined;
       const server = new ApiServer({
         store, scoring, runner, host, explanations, config, token, logger,

@@ -31,14 +31,14 @@
  * fixture and on a from-scratch model it reaches 5 % with fewer evaluations than the 4- or 5-point rules
  * (see README).
  *
- * Cost: one forward + backward pass per node (input gradients only: weights held constant), nodes batched.
+ * Cost: one forward + backward pass per node (input gradients only: weights held constant), nodes batched, on
+ * ONNX Runtime where it is installed (model/native/gradients.ts), else on tfjs (model/path-gradients.ts).
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { GPT2Classifier } from './classifier.ts';
-import type { GPT2 } from './gpt2.ts';
+import type { GPT2Config } from './config.ts';
 import { mergeWords, tokenSpans, type TokenAttribution, type WordAttribution } from './explain-text.ts';
+import { TfjsPathGradients, type PathGradients } from './path-gradients.ts';
 import { encode, PAD_TOKEN_ID } from './tokenizer.ts';
-import { wasmBytesNeeded } from './weights.ts';
 
 export type { TokenAttribution, WordAttribution };
 
@@ -78,17 +78,6 @@ export const DEFAULT_EXPLAIN_OPTIONS: Omit<ExplainOptions, 'maxTokens'> = {
   positiveClass: 1,
   negativeClass: 0,
 };
-
-/**
- * Rows × tokens × width × layers per batch: one 128-token row of GPT-2-124M. Its backward pass grows the wasm
- * heap by about 1 GB (tfjs keeps every intermediate gradient until the pass ends); two such rows reach 3.2 GB of
- * a 4 GB heap, four abort it.
- */
-const BATCH_ACTIVATIONS = 128 * 768 * 12;
-
-/** wasm heap growth per unit of BATCH_ACTIVATIONS (measured: ~1 GB for one 128-token row of GPT-2-124M). */
-const HEAP_BYTES_PER_ACTIVATION = 900;
-const WASM_HEAP_LIMIT = 4 * 1024 ** 3;
 
 /** Baseline ends kept per explainer (one per text length seen, most recent). */
 const BASELINE_CACHE = 32;
@@ -138,36 +127,36 @@ interface Segment {
   error: number;
 }
 
-/** The baseline end for one length: its margin and its raw gradient [1, width, E] (kept). */
+/** The baseline end for one length: its margin and its raw gradient [width, E] (it does not depend on the text). */
 interface BaselineEnd {
   margin: number;
-  grad: tf.Tensor3D;
+  grad: Float32Array;
 }
 
 /**
- * Explains texts with one classifier: integrated gradients of its logit margin on the token embeddings. Keeps a
- * constant-weights view of the model and the baseline end of each recent length; `dispose()` frees them.
+ * Explains texts with one classifier: integrated gradients of its logit margin on the token embeddings, the
+ * integrand from `gradients` (ONNX Runtime or tfjs). Keeps the baseline end of each recent length.
  */
 export class Explainer {
   readonly options: ExplainOptions;
-  private readonly view: GPT2;
   private readonly baselines = new Map<string, BaselineEnd>();
 
   constructor(
-    readonly classifier: GPT2Classifier,
+    readonly gradients: PathGradients,
     options: Partial<ExplainOptions> & { maxTokens: number },
   ) {
     this.options = { ...DEFAULT_EXPLAIN_OPTIONS, ...options };
-    checkOptions(classifier, this.options);
-    // The widest batch any text can make: one row of the widest text, or the activation budget's worth of rows.
-    const cfg = classifier.config;
-    const widest = Math.max(this.options.maxTokens, this.options.width ?? 0);
-    const perRow = cfg.nEmbd * cfg.nLayer;
-    checkFitsWasm(cfg, this.options.rowsPerBatch ? this.options.rowsPerBatch * widest : Math.max(widest, Math.floor(BATCH_ACTIVATIONS / perRow)));
-    this.view = classifier.gpt.withConstantWeights();
+    checkOptions(gradients.config, gradients.numClasses, this.options);
   }
 
-  explain(text: string): Explanation {
+  /** An Explainer on tfjs for a classifier in tfjs memory (refused up front if it cannot fit the wasm heap). */
+  static onTfjs(classifier: GPT2Classifier, options: Partial<ExplainOptions> & { maxTokens: number }): Explainer {
+    const opts = { ...DEFAULT_EXPLAIN_OPTIONS, ...options };
+    checkOptions(classifier.config, classifier.options.numClasses, opts);
+    return new Explainer(new TfjsPathGradients(classifier, Math.max(opts.maxTokens, opts.width ?? 0), opts.rowsPerBatch), opts);
+  }
+
+  async explain(text: string): Promise<Explanation> {
     const opts = this.options;
     const started = performance.now();
     const ids = encode(text, opts.maxTokens);
@@ -176,37 +165,45 @@ export class Explainer {
     const length = Math.max(1, ids.length);
     const input = [...ids, ...Array<number>(width - ids.length).fill(PAD_TOKEN_ID)];
     const rule = LOBATTO[opts.points];
-    const cfg = this.classifier.config;
-    const rows = opts.rowsPerBatch ?? Math.max(1, Math.floor(BATCH_ACTIVATIONS / (width * cfg.nEmbd * cfg.nLayer)));
+    const rows = opts.rowsPerBatch ?? this.gradients.rowsPerBatch(width);
+    const classes = { positive: opts.positiveClass, negative: opts.negativeClass };
+    const e = this.gradients.config.nEmbd;
 
-    const tok = tf.tidy(() => this.view.tokenEmbeddings(tf.tensor2d(input, [1, width], 'int32')));
+    let tok: Float32Array | undefined;
     const nodes = new Map<number, NodeValue>();
     let evaluations = 0;
     let baselineReused = false;
     const baselineKey = `${width}:${length}`;
-    const evaluate = (alphas: number[]) => {
-      let todo = [...new Set(alphas)].filter((a) => !nodes.has(a));
+    const evaluate = async (alphas: number[]) => {
+      const todo = [...new Set(alphas)].filter((a) => !nodes.has(a));
+      // The baseline end depends on the length only, so a kept one is reused; projecting it needs this text's
+      // embeddings, which the other points of the same pass bring.
       const known = this.baselines.get(baselineKey);
-      if (known && todo.includes(0)) {
-        nodes.set(0, { margin: known.margin, grad: projectOnEmbeddings(known.grad, tok) });
-        baselineReused = true;
-        todo = todo.filter((a) => a !== 0);
-      }
-      for (let i = 0; i < todo.length; i += rows) {
-        const chunk = todo.slice(i, i + rows);
-        const { values, baseline } = this.gradientsAlongPath(tok, chunk, length);
-        chunk.forEach((a, r) => nodes.set(a, values[r]!));
-        if (baseline) this.rememberBaseline(baselineKey, baseline);
+      const reuse = known !== undefined && todo.includes(0) && todo.length > 1;
+      const run = reuse ? todo.filter((a) => a !== 0) : todo;
+      for (let i = 0; i < run.length; i += rows) {
+        const chunk = run.slice(i, i + rows);
+        const points = await this.gradients.alongPath(input, length, chunk, classes);
+        tok = points.tok;
+        chunk.forEach((a, r) => {
+          const grad = points.grads.subarray(r * width * e, (r + 1) * width * e);
+          nodes.set(a, { margin: points.margins[r]!, grad: projectOnEmbeddings(grad, points.tok, width) });
+          if (a === 0) this.rememberBaseline(baselineKey, { margin: points.margins[r]!, grad: grad.slice() });
+        });
         evaluations += chunk.length;
+      }
+      if (reuse) {
+        nodes.set(0, { margin: known.margin, grad: projectOnEmbeddings(known.grad, tok!, width) });
+        baselineReused = true;
       }
     };
 
     let segments: Segment[] = [];
-    try {
+    {
       const n0 = opts.initialSegments;
       let pending: Array<[number, number]> = Array.from({ length: n0 }, (_, k) => [k / n0, (k + 1) / n0]);
       for (;;) {
-        evaluate(pending.flatMap(([a, b]) => segmentNodes(rule.nodes, a, b)));
+        await evaluate(pending.flatMap(([a, b]) => segmentNodes(rule.nodes, a, b)));
         segments = [...segments, ...pending.map(([a, b]) => integrateSegment(rule, a, b, nodes, width))].sort((x, y) => x.a - y.a);
         const allowed = allowedError(nodes, opts);
         if (errorBound(segments) <= allowed) break;
@@ -226,8 +223,6 @@ export class Explainer {
         segments = segments.filter((s) => !split.includes(s));
         pending = split.flatMap((s): Array<[number, number]> => [[s.a, (s.a + s.b) / 2], [(s.a + s.b) / 2, s.b]]);
       }
-    } finally {
-      tok.dispose();
     }
 
     const weights = new Float64Array(width);
@@ -258,75 +253,36 @@ export class Explainer {
     };
   }
 
-  dispose(): void {
-    for (const b of this.baselines.values()) b.grad.dispose();
+  async dispose(): Promise<void> {
     this.baselines.clear();
-    this.view.releaseConstants();
+    await this.gradients.dispose();
   }
 
   private rememberBaseline(key: string, end: BaselineEnd): void {
-    this.baselines.get(key)?.grad.dispose();
     this.baselines.delete(key);
     this.baselines.set(key, end);
-    if (this.baselines.size > BASELINE_CACHE) {
-      const [oldest, value] = this.baselines.entries().next().value!;
-      value.grad.dispose();
-      this.baselines.delete(oldest);
-    }
-  }
-
-  /**
-   * Margins and input gradients at points α of the path, as one batch: row r reads α_r · e (the baseline is 0).
-   * Rows are independent (per-row attention, normalisation and pooling), so the gradient of the summed margins
-   * with respect to the batch holds each row's own gradient. The raw gradient at α = 0 is returned (kept) too.
-   */
-  private gradientsAlongPath(tok: tf.Tensor3D, alphas: number[], length: number): { values: NodeValue[]; baseline?: BaselineEnd } {
-    const { positiveClass, negativeClass } = this.options;
-    const rows = alphas.length;
-    const width = tok.shape[1];
-    const zero = alphas.indexOf(0);
-    const [margins, projected, baselineGrad] = tf.tidy(() => {
-      const path = tf.mul(tf.tensor3d(alphas, [rows, 1, 1]), tok) as tf.Tensor3D;
-      const lengths = Array<number>(rows).fill(length);
-      const { value, grad } = tf.valueAndGrad((e: tf.Tensor3D) => {
-        const logits = this.classifier.logitsFromTokenEmbeddings(e, lengths, this.view);
-        // Slices, not gather: gather's gradient needs a kernel the wasm backend lacks.
-        return tf.reshape(tf.sub(tf.slice(logits, [0, positiveClass], [-1, 1]), tf.slice(logits, [0, negativeClass], [-1, 1])), [rows]);
-      })(path);
-      // (e − b) · ∂F/∂e summed over the embedding axis: the integrand per position.
-      const out: tf.Tensor[] = [value, tf.sum(tf.mul(grad, tok), -1)];
-      if (zero >= 0) out.push(tf.keep(tf.slice(grad, [zero, 0, 0], [1, -1, -1])));
-      return out;
-    }) as [tf.Tensor1D, tf.Tensor2D, tf.Tensor3D | undefined];
-    // Read outside tidy (a typed array returned from tidy is walked element by element).
-    const m = margins.dataSync();
-    const p = projected.dataSync();
-    margins.dispose();
-    projected.dispose();
-    const values = alphas.map((_, r) => ({ margin: m[r]!, grad: Float64Array.from(p.subarray(r * width, (r + 1) * width)) }));
-    return { values, baseline: baselineGrad ? { margin: m[zero]!, grad: baselineGrad } : undefined };
+    if (this.baselines.size > BASELINE_CACHE) this.baselines.delete(this.baselines.keys().next().value!);
   }
 }
 
 /** Explains one text (an Explainer for one use). */
-export function explain(clf: GPT2Classifier, text: string, options: Partial<ExplainOptions> & { maxTokens: number }): Explanation {
-  const explainer = new Explainer(clf, options);
+export async function explain(clf: GPT2Classifier, text: string, options: Partial<ExplainOptions> & { maxTokens: number }): Promise<Explanation> {
+  const explainer = Explainer.onTfjs(clf, options);
   try {
-    return explainer.explain(text);
+    return await explainer.explain(text);
   } finally {
-    explainer.dispose();
+    await explainer.dispose();
   }
 }
 
-function checkOptions(clf: GPT2Classifier, o: ExplainOptions): void {
-  const classes = clf.options.numClasses;
+function checkOptions(config: GPT2Config, classes: number, o: ExplainOptions): void {
   for (const [name, c] of [['positiveClass', o.positiveClass], ['negativeClass', o.negativeClass]] as const) {
     if (!Number.isInteger(c) || c < 0 || c >= classes) throw new Error(`explain: ${name} ${c} is not a class of this ${classes}-class model`);
   }
   if (o.positiveClass === o.negativeClass) throw new Error('explain: positiveClass and negativeClass must differ');
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new Error(`explain: maxTokens must be a positive integer, got ${o.maxTokens}`);
-  if (Math.max(o.maxTokens, o.width ?? 0) > clf.config.nPositions) {
-    throw new Error(`explain: ${Math.max(o.maxTokens, o.width ?? 0)} tokens exceed the model's context of ${clf.config.nPositions}`);
+  if (Math.max(o.maxTokens, o.width ?? 0) > config.nPositions) {
+    throw new Error(`explain: ${Math.max(o.maxTokens, o.width ?? 0)} tokens exceed the model's context of ${config.nPositions}`);
   }
   if (!(o.tolerance > 0) || !(o.absoluteTolerance > 0)) throw new Error('explain: tolerances must be positive');
   if (!(o.points in LOBATTO)) throw new Error(`explain: points must be 3, 4 or 5, got ${o.points}`);
@@ -334,22 +290,6 @@ function checkOptions(clf: GPT2Classifier, o: ExplainOptions): void {
   const first = o.initialSegments * (o.points - 1) + 1;
   if (o.maxEvaluations < first) throw new Error(`explain: maxEvaluations ${o.maxEvaluations} is less than the ${first} nodes of the first pass`);
   if (o.rowsPerBatch !== undefined && !(Number.isInteger(o.rowsPerBatch) && o.rowsPerBatch >= 1)) throw new Error('explain: rowsPerBatch must be a positive integer');
-}
-
-/**
- * On wasm, refuses before allocating what cannot fit its 4 GiB heap (running out aborts or hangs the process):
- * the model, its packed copies, and the activations a batch of `tokens` keeps for its backward pass.
- */
-function checkFitsWasm(cfg: GPT2Classifier['config'], tokens: number): void {
-  if (tf.getBackend() !== 'wasm') return;
-  const activations = tokens * cfg.nEmbd * cfg.nLayer * HEAP_BYTES_PER_ACTIVATION;
-  const need = wasmBytesNeeded(cfg) + Math.max(0, activations - 0.6 * 1024 ** 3);
-  if (need > WASM_HEAP_LIMIT) {
-    throw new Error(
-      `explaining ${tokens} tokens with this ${cfg.nLayer}-layer, ${cfg.nEmbd}-wide model needs about ${(need / 1024 ** 3).toFixed(1)} GiB ` +
-        'on the wasm backend, more than its 4 GiB: use fewer tokens, a smaller GPT-2, or --backend node / gpu',
-    );
-  }
 }
 
 /** The tolerance on the summed segment errors: relative to F(e) − F(b), with an absolute floor. */
@@ -378,10 +318,14 @@ function integrateSegment(rule: { nodes: number[]; weights: number[] }, a: numbe
   return { a, b, integral, error: sum - (nodes.get(b)!.margin - nodes.get(a)!.margin) };
 }
 
-/** Σ_d e_d · g_d per position, for a kept baseline gradient g [1, width, E] and this text's embeddings e. */
-function projectOnEmbeddings(grad: tf.Tensor3D, tok: tf.Tensor3D): Float64Array {
-  const t = tf.tidy(() => tf.sum(tf.mul(grad, tok), -1));
-  const data = Float64Array.from(t.dataSync());
-  t.dispose();
-  return data;
+/** Σ_d e_d · g_d per position: the integrand for gradient g [width, E] and this text's embeddings e [width, E]. */
+function projectOnEmbeddings(grad: Float32Array, tok: Float32Array, width: number): Float64Array {
+  const e = tok.length / width;
+  const out = new Float64Array(width);
+  for (let i = 0; i < width; i++) {
+    let sum = 0;
+    for (let d = i * e; d < (i + 1) * e; d++) sum += tok[d]! * grad[d]!;
+    out[i] = sum;
+  }
+  return out;
 }

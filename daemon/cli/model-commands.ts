@@ -26,7 +26,8 @@ import { warmTrunk } from '../../model/native/trunk.ts';
 import { checkpointWeights, classifierWeights } from '../../model/native/weights.ts';
 import { BatchScorer, TfjsLogits, type LogitsSource } from '../../model/scorer.ts';
 import { evaluate, padWidthFor, trainClassifier } from '../../model/train.ts';
-import { Explainer } from '../../model/explain.ts';
+import { Explainer, type ExplainOptions } from '../../model/explain.ts';
+import { NativePathGradients } from '../../model/native/gradients.ts';
 import { formatExplanation, printable } from './explain-format.ts';
 import { initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { ensurePrivateHome, gptspamHome } from '../home.ts';
@@ -314,7 +315,9 @@ async function classify(
   let maxTokens: number;
   let names: string[] = [...LABEL_NAMES];
   let release: () => Promise<void> | void;
-  let tfjsClassifier: () => Promise<GPT2Classifier>;
+  /** Explanations: on the native gradient graph from the same weights when native inference runs, else on tfjs. */
+  let newExplainer: (options: ExplainerOptions) => Promise<Explainer>;
+  let pooling: Pooling;
   /** A daemon model's thresholds per kind of message (its checkpoint carries them). */
   let calibration: ModelCalibration | null = null;
   if (flags.weights) {
@@ -325,7 +328,8 @@ async function classify(
     maxTokens = Math.min(flags.maxTokens ?? clf.config.nPositions, clf.config.nPositions);
     names = labelNames(numClasses);
     source = rt ? await NativeClassifier.create(rt, await classifierWeights(clf, 'logits'), 'logits') : new TfjsLogits(clf);
-    tfjsClassifier = async () => clf;
+    pooling = clf.options.pooling;
+    newExplainer = async (o) => (rt ? new Explainer(await NativePathGradients.create(rt, await classifierWeights(clf, 'logits')), o) : Explainer.onTfjs(clf, o));
     release = async () => {
       if (source instanceof NativeClassifier) await source.dispose();
       clf.dispose();
@@ -341,19 +345,17 @@ async function classify(
       source = native;
       maxTokens = info.maxTokens;
       names = info.labelNames;
-      let tfjsCopy: GPT2Classifier | undefined;
-      tfjsClassifier = async () => (tfjsCopy ??= (await loadCheckpoint(dir)).classifier);
-      release = async () => {
-        await native.dispose();
-        tfjsCopy?.dispose();
-      };
+      pooling = weights.options.pooling;
+      newExplainer = async (o) => new Explainer(await NativePathGradients.create(rt, weights), o);
+      release = () => native.dispose();
     } else {
       const loaded = await loadCheckpoint(dir);
       calibration = calibrationOf(loaded.info, dir);
       source = new TfjsLogits(loaded.classifier);
       maxTokens = loaded.info.maxTokens;
       names = loaded.info.labelNames;
-      tfjsClassifier = async () => loaded.classifier;
+      pooling = loaded.classifier.options.pooling;
+      newExplainer = async (o) => Explainer.onTfjs(loaded.classifier, o);
       release = () => loaded.classifier.dispose();
     }
   }
@@ -367,15 +369,14 @@ async function classify(
   // without calibration, the chapter's decision).
   const fixed = flags.threshold !== undefined || !calibration ? { spam: flags.threshold ?? 0.5, ham: flags.threshold ?? 0.5 } : undefined;
   const spamClassifier = names.length === 2 && names[0] === 'ham' && names[1] === 'spam';
-  // Explanations need gradients, so the tfjs classifier (loaded now if scoring ran natively).
-  const explainer = flags.explain ? explainerFor(await tfjsClassifier(), maxTokens, names) : undefined;
-  all.forEach((logits, i) => {
+  const explainer = flags.explain ? await newExplainer(explainOptions(pooling, maxTokens, names)) : undefined;
+  for (const [i, logits] of all.entries()) {
     const probs = softmax(logits);
     const spam = names.length === 2 ? probs[1]! : NaN;
     const verdict = spamClassifier ? decide(spamLogOdds(logits), flags.kind, calibration, { fixed }) : undefined;
     const label = verdict?.label ?? (names.length === 2 ? (spam >= (flags.threshold ?? 0.5) ? names[1]! : names[0]!) : names[probs.indexOf(Math.max(...probs))]!);
     const tokens = encode(modelTexts[i]!, maxTokens).length;
-    const explanation = explainer?.explain(modelTexts[i]!);
+    const explanation = await explainer?.explain(modelTexts[i]!);
     if (flags.json) {
       const reason = verdict ? { reason: verdict.reason, thresholds: verdict.thresholds } : {};
       console.log(JSON.stringify({ index: i, label, ...reason, spamProbability: spam, probabilities: probs, logits, tokens, ...(explanation ? { explanation } : {}) }));
@@ -384,8 +385,8 @@ async function classify(
       console.log(`${label}\t${Number.isNaN(spam) ? '' : spam.toFixed(4)}\t${oneLine(inputs[i]!)}`);
       if (explanation) console.log(formatExplanation(explanation, { color: process.stdout.isTTY === true && !process.env.NO_COLOR }).join('\n'));
     }
-  });
-  explainer?.dispose();
+  }
+  await explainer?.dispose();
   await release();
 }
 
@@ -394,14 +395,17 @@ function calibrationOf(info: CheckpointInfo, dir: string): ModelCalibration | nu
   return parseWith(modelCalibrationSchema.optional(), info.extra?.calibration, `${join(dir, 'classifier.json')}: extra.calibration is invalid`) ?? null;
 }
 
+type ExplainerOptions = Partial<ExplainOptions> & { maxTokens: number };
+
 /** Explains spam minus ham (by label name; the spam classifier's class ids for models without those names). */
-function explainerFor(clf: GPT2Classifier, maxTokens: number, names: string[]): Explainer {
-  return new Explainer(clf, {
+function explainOptions(pooling: Pooling, maxTokens: number, names: string[]): ExplainerOptions {
+  return {
     maxTokens,
-    width: clf.options.pooling === 'last' ? maxTokens : undefined,
+    // As the scorer: only `last` pooling pads, to the training width.
+    width: pooling === 'last' ? maxTokens : undefined,
     positiveClass: classIdIn(names, 'spam'),
     negativeClass: classIdIn(names, 'ham'),
-  });
+  };
 }
 
 function softmax(xs: number[]): number[] {

@@ -36,6 +36,8 @@ export class ExplanationQueueFullError extends Error {}
 
 export interface ExplanationsOptions {
   backend: BackendName;
+  /** What the daemon's inference runs on: explanations use the same (native: ONNX Runtime's gradient graph). */
+  inference: 'native' | 'tfjs';
   /** The process ends after this long without work (default 5 minutes). */
   idleMs?: number;
   /** At most this many explanations waiting or running (default 50). */
@@ -110,7 +112,7 @@ export class Explanations extends EventEmitter {
 
   private ensureChild(): ChildProcess {
     if (this.child) return this.child;
-    const child = spawn(process.execPath, [...WORKER, this.opts.backend], {
+    const child = spawn(process.execPath, [...WORKER, this.opts.backend, this.opts.inference], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       env: process.env,
     });

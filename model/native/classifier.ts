@@ -118,7 +118,7 @@ export class NativeClassifier implements LogitsSource, TrunkFiller {
   }
 }
 
-function loraNames(weights: Map<string, Weight>): Set<string> {
+export function loraNames(weights: Map<string, Weight>): Set<string> {
   const names = new Set<string>();
   for (const key of weights.keys()) {
     const m = /^lora\.(.+)\.A$/.exec(key);
@@ -152,7 +152,7 @@ async function quantizeTrunk(weights: Map<string, Weight>, nLayer: number): Prom
 }
 
 /** A file weight outside the model's external-data folder, read into the model. */
-async function readRegion(region: { path: string; offset: number; length: number }): Promise<Uint8Array> {
+export async function readRegion(region: { path: string; offset: number; length: number }): Promise<Uint8Array> {
   const f = await open(region.path, 'r');
   try {
     const bytes = new Uint8Array(region.length);

@@ -35,17 +35,24 @@ export interface Gpt2GraphSpec {
   int8Trunk?: boolean;
 }
 
-export function buildGpt2Graph(spec: Gpt2GraphSpec): OnnxGraph {
-  const { config, output } = spec;
+/** The pieces both graphs (this forward one, and integrated gradients' in gradient-graph.ts) are built from. */
+export function gpt2GraphOps(g: OnnxGraph, spec: Omit<Gpt2GraphSpec, 'output'>) {
+  const { config } = spec;
   const { nEmbd: e, nHead: h, nLayer } = config;
   const d = e / h;
-  const g = new OnnxGraph(`gpt2_${output}`);
-  const w = (name: string) => g.weight(name, spec.weight(name));
+  const used = new Set<string>();
+  /** A weight by name, added to the graph at its first use. */
+  const w = (name: string) => {
+    if (!used.has(name)) g.weight(name, spec.weight(name));
+    used.add(name);
+    return name;
+  };
   const f32 = (x: number) => g.constant([x], DataType.FLOAT, []);
 
-  const ids = g.input('ids', DataType.INT32, ['batch', 'width']);
-  const mask = g.input('mask', DataType.FLOAT, ['mask_batch', 1, 'mask_rows', 'width']);
-
+  /** LayerNorm over the last axis, with its Mean and InvStdDev ([…, 1]) for a backward pass. */
+  const layerNormN = (x: string, prefix: string) =>
+    g.nodeN('LayerNormalization', [x, w(`${prefix}.weight`), w(`${prefix}.bias`)], { axis: -1, epsilon: { f: config.layerNormEpsilon } }, 3) as [string, string, string];
+  /** LayerNorm over the last axis. */
   const layerNorm = (x: string, prefix: string) =>
     g.node('LayerNormalization', [x, w(`${prefix}.weight`), w(`${prefix}.bias`)], { axis: -1, epsilon: { f: config.layerNormEpsilon } });
 
@@ -69,26 +76,41 @@ export function buildGpt2Graph(spec: Gpt2GraphSpec): OnnxGraph {
   const mergedShape = g.constant([0, 0, e]);
   const scale = f32(1 / Math.sqrt(d));
 
+  /** Attention probabilities of q [B, H, Tq, D] over k [B, H, D, T] (already transposed). */
+  const attentionWeights = (q: string, kT: string, addMask: string) =>
+    g.node('Softmax', [g.node('Add', [g.node('Mul', [g.node('MatMul', [q, kT]), scale]), addMask])], { axis: -1 });
   /** Scaled dot-product attention of q [B, H, Tq, D] over k [B, H, D, T] (already transposed) and v [B, H, T, D]. */
-  const attend = (q: string, kT: string, v: string, addMask: string) => {
-    const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q, kT]), scale]), addMask]);
-    return g.node('MatMul', [g.node('Softmax', [scores], { axis: -1 }), v]);
-  };
+  const attend = (q: string, kT: string, v: string, addMask: string) => g.node('MatMul', [attentionWeights(q, kT, addMask), v]);
+  /** [B, T, E] → [B, H, T, D] (perm [0, 2, 1, 3]) or [B, H, D, T] (perm [0, 2, 3, 1]). */
   const heads = (x: string, perm: number[]) => g.node('Transpose', [g.node('Reshape', [x, headShape])], { perm });
+  /** [B, H, T, D] → [B, T, E]. */
+  const merge = (x: string) => g.node('Reshape', [g.node('Transpose', [x], { perm: [0, 2, 1, 3] }), mergedShape]);
   const mlp = (x: string, layer: number) =>
     project(g.node('Gelu', [project(x, `h.${layer}.mlp.c_fc`)], { approximate: 'tanh' }), `h.${layer}.mlp.c_proj`);
+  /** wpe[0 … T) for the width of `ids`. */
+  const positions = (ids: string) => g.node('Slice', [w('wpe.weight'), g.constant([0]), g.node('Shape', [ids], { start: 1, end: 2 }), g.constant([0])]);
+
+  return { w, f32, layerNorm, layerNormN, project, splitSizes, scale, attentionWeights, attend, heads, merge, mlp, positions };
+}
+
+export function buildGpt2Graph(spec: Gpt2GraphSpec): OnnxGraph {
+  const { config, output } = spec;
+  const { nEmbd: e, nHead: h, nLayer } = config;
+  const d = e / h;
+  const g = new OnnxGraph(`gpt2_${output}`);
+  const { w, layerNorm, project, splitSizes, attend, heads, merge, mlp, positions } = gpt2GraphOps(g, spec);
+
+  const ids = g.input('ids', DataType.INT32, ['batch', 'width']);
+  const mask = g.input('mask', DataType.FLOAT, ['mask_batch', 1, 'mask_rows', 'width']);
 
   // x = wte[ids] + wpe[0 … T)
-  const width = g.node('Shape', [ids], { start: 1, end: 2 });
-  const positions = g.node('Slice', [w('wpe.weight'), g.constant([0]), width, g.constant([0])]);
-  let x = g.node('Add', [g.node('Gather', [w('wte.weight'), ids], { axis: 0 }), positions]);
+  let x = g.node('Add', [g.node('Gather', [w('wte.weight'), ids], { axis: 0 }), positions(ids)]);
 
   for (let layer = 0; layer < nLayer - 1; layer++) {
     const p = `h.${layer}`;
     const [q, k, v] = g.nodeN('Split', [project(layerNorm(x, `${p}.ln_1`), `${p}.attn.c_attn`), splitSizes], { axis: -1 }, 3) as [string, string, string];
     const att = attend(heads(q, [0, 2, 1, 3]), heads(k, [0, 2, 3, 1]), heads(v, [0, 2, 1, 3]), mask);
-    const merged = g.node('Reshape', [g.node('Transpose', [att], { perm: [0, 2, 1, 3] }), mergedShape]);
-    const hid = g.node('Add', [x, project(merged, `${p}.attn.c_proj`)]);
+    const hid = g.node('Add', [x, project(merge(att), `${p}.attn.c_proj`)]);
     x = g.node('Add', [hid, mlp(layerNorm(hid, `${p}.ln_2`), layer)]);
   }
   if (output === 'trunk') {

@@ -7,7 +7,7 @@
  * 5 epochs; the cached path is timed for real on `--subset` training messages (default: all) and its parts
  * (trunk pass per message, training step) are reported so the full-job figure is explicit arithmetic. Then the
  * daemon's re-fine-tuning after 100 new corrections is run for real on the trained model, and a 128-token message
- * is explained (integrated gradients, test/bench/explain.ts).
+ * is explained (integrated gradients, test/bench/explain.ts), on tfjs and on the native gradient graph.
  *
  * The trunk pass and scoring are then run again on the native inference runtime (ONNX Runtime, when installed)
  * from the same weights, with the speed-up over tfjs, and a process that only scores (what the daemon's model host
@@ -42,7 +42,9 @@ import { writeSafetensors } from '../../model/safetensors.ts';
 import { disposeWeights, initGPT2, loadGPT2 } from '../../model/weights.ts';
 import { refineSet } from '../../daemon/training/corpus.ts';
 import { SHARED } from '../helpers/fixture.ts';
-import { benchExplain } from './explain.ts';
+import { benchExplain, EXPLAIN_TOKENS } from './explain.ts';
+import { NativePathGradients } from '../../model/native/gradients.ts';
+import { TfjsPathGradients } from '../../model/path-gradients.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -247,8 +249,13 @@ const scoringProcess = async (path: 'native' | 'tfjs') => {
 const processes = { tfjs: await scoringProcess('tfjs'), ...(rt ? { native: await scoringProcess('native') } : {}) };
 log(`scoring process peak RSS: ${Object.entries(processes).map(([k, v]) => `${k} ${v.peak_rss_mb} MB`).join(', ')}`);
 rmSync(work, { recursive: true, force: true });
-// 5. "Why is this spam?": integrated gradients for a 128-token message on the fine-tuned model.
-const explain = benchExplain(fresh, log);
+// 6. "Why is this spam?": integrated gradients for a 128-token message on the fine-tuned model, on each path.
+const explainTfjs = await benchExplain(new TfjsPathGradients(fresh, EXPLAIN_TOKENS), 'tfjs', log);
+const explainNative = rt ? await benchExplain(await NativePathGradients.create(rt, await classifierWeights(fresh, 'logits')), 'native', log) : undefined;
+const explainDiff = explainNative
+  ? maxAbsDiff(explainNative.first.tokens.map((t) => t.weight), explainTfjs.first.tokens.map((t) => t.weight)) / Math.max(...explainTfjs.first.tokens.map((t) => Math.abs(t.weight)))
+  : undefined;
+if (explainDiff !== undefined) log(`explain: native token weights differ from tfjs's by ${explainDiff.toExponential(1)} of the largest weight`);
 
 console.log(JSON.stringify({
   backend: backend.name,
@@ -269,7 +276,7 @@ console.log(JSON.stringify({
     refine_after_100_corrections_s: +refineSeconds.toFixed(1),
   },
   scoring_msgs_per_s: { one_at_a_time: +oneAtATime.toFixed(1), batched: +batched.toFixed(1), messages: scoreSet.length },
-  explain_128_tokens: explain,
+  explain_128_tokens: explainTfjs.bench,
   peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
   inference: inference.description,
   native: native && nativeScoring ? {
@@ -283,6 +290,7 @@ console.log(JSON.stringify({
       scoring_batched: +(nativeScoring.many / batched).toFixed(2),
     },
     max_abs_logit_diff_vs_tfjs: { scoring: +nativeScoring.diff.toExponential(1), cached_trunk: +native.diff.toExponential(1) },
+    explain_128_tokens: explainNative ? { ...explainNative.bench, speedup_vs_tfjs: +(explainTfjs.bench.per_evaluation_s / explainNative.bench.per_evaluation_s).toFixed(2), max_weight_diff_vs_tfjs_relative: +explainDiff!.toExponential(1) } : null,
     int8_trunk: {
       trunk_s: +native.int8.seconds.toFixed(1),
       speedup_vs_float32: +(native.seconds / native.int8.seconds).toFixed(2),

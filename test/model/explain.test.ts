@@ -95,9 +95,9 @@ describe('integrated gradients on the fixture model', () => {
   test('the margin is the scoring margin, and the weights sum to the margin difference within 5 % for every text', async () => {
     const clf = await fixtureClassifier();
     const before = tf.memory().numTensors;
-    const explainer = new Explainer(clf, { maxTokens: 64 });
-    expected.texts.forEach((text, i) => {
-      const x = explainer.explain(text);
+    const explainer = Explainer.onTfjs(clf, { maxTokens: 64 });
+    for (const [i, text] of expected.texts.entries()) {
+      const x = await explainer.explain(text);
       const [ham, spam] = expected.cls_logits_last_real[i]!;
       assertClose([x.margin], [spam! - ham!], `margin of text ${i}`);
       assert.equal(x.method, 'integrated-gradients');
@@ -106,8 +106,8 @@ describe('integrated gradients on the fixture model', () => {
       assert.equal(x.tokens.map((t) => t.text).join(''), text);
       assert.equal(x.padding, 0);
       assertComplete(x, `text ${i}`);
-    });
-    explainer.dispose();
+    }
+    await explainer.dispose();
     assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
     clf.dispose();
   });
@@ -116,7 +116,7 @@ describe('integrated gradients on the fixture model', () => {
     const clf = await fixtureClassifier({ pooling: 'last' });
     const width = expected.input_ids[0]!.length;
     for (const i of [3, 5]) {
-      const x = explain(clf, expected.texts[i]!, { maxTokens: 64, width });
+      const x = await explain(clf, expected.texts[i]!, { maxTokens: 64, width });
       const [ham, spam] = expected.cls_logits_last_position[i]!;
       assertClose([x.margin], [spam! - ham!], `margin of padded text ${i}`);
       assert.ok(x.padding !== 0, 'the pad tokens the head reads carry weight');
@@ -130,7 +130,7 @@ describe('integrated gradients on the fixture model', () => {
     for (const a of clf.gpt.lora.values()) a.b.assign(tf.randomNormal(a.b.shape, 0, 0.002, 'float32', 9));
     const ids = expected.token_ids[0]!;
     const logits = tf.tidy(() => clf.logits(toTokenBatch(Int32Array.from(ids), 1, ids.length, [ids.length])).dataSync());
-    const x = explain(clf, expected.texts[0]!, { maxTokens: 64 });
+    const x = await explain(clf, expected.texts[0]!, { maxTokens: 64 });
     assertClose([x.margin], [logits[1]! - logits[0]!], 'LoRA margin');
     const [ham, spam] = expected.cls_logits_last_real[0]!;
     assert.ok(Math.abs(x.margin - (spam! - ham!)) > 1e-2, 'the adapters do change the margin');
@@ -140,8 +140,8 @@ describe('integrated gradients on the fixture model', () => {
 
   test('tighter tolerances buy smaller gaps; the adaptive rule reports what it spent', async () => {
     const clf = await fixtureClassifier();
-    const loose = explain(clf, expected.texts[0]!, { maxTokens: 64 });
-    const tight = explain(clf, expected.texts[0]!, { maxTokens: 64, tolerance: 1e-4, absoluteTolerance: 1e-7, maxEvaluations: 200 });
+    const loose = await explain(clf, expected.texts[0]!, { maxTokens: 64 });
+    const tight = await explain(clf, expected.texts[0]!, { maxTokens: 64, tolerance: 1e-4, absoluteTolerance: 1e-7, maxEvaluations: 200 });
     assert.ok(tight.quadrature.evaluations > loose.quadrature.evaluations, 'a tighter tolerance took more evaluations');
     assert.ok(Math.abs(tight.completenessGap) <= 1e-4 * Math.abs(tight.margin - tight.baselineMargin) + 1e-7);
     // Per token too, the loose answer is close to the tight one.
@@ -152,19 +152,19 @@ describe('integrated gradients on the fixture model', () => {
 
   test('bad options are refused with a message saying which', async () => {
     const clf = await fixtureClassifier();
-    assert.throws(() => new Explainer(clf, { maxTokens: 65 }), /65 tokens exceed the model's context of 64/);
-    assert.throws(() => new Explainer(clf, { maxTokens: 64, positiveClass: 2 }), /positiveClass 2 is not a class/);
-    assert.throws(() => new Explainer(clf, { maxTokens: 64, maxEvaluations: 2 }), /maxEvaluations 2/);
+    assert.throws(() => Explainer.onTfjs(clf, { maxTokens: 65 }), /65 tokens exceed the model's context of 64/);
+    assert.throws(() => Explainer.onTfjs(clf, { maxTokens: 64, positiveClass: 2 }), /positiveClass 2 is not a class/);
+    assert.throws(() => Explainer.onTfjs(clf, { maxTokens: 64, maxEvaluations: 2 }), /maxEvaluations 2/);
     clf.dispose();
   });
 
   test('a model whose explanation cannot fit the wasm heap is refused before anything is allocated', () => {
     // GPT-2-355M's shape (weights never made: the check reads only the configuration) at 128 tokens.
     const big = { config: { vocabSize: 50257, nPositions: 1024, nEmbd: 1024, nLayer: 24, nHead: 16, layerNormEpsilon: 1e-5 }, options: { numClasses: 2 } };
-    assert.throws(() => new Explainer(big as unknown as GPT2Classifier, { maxTokens: 128 }), /needs about \d+\.\d GiB on the wasm backend/);
+    assert.throws(() => Explainer.onTfjs(big as unknown as GPT2Classifier, { maxTokens: 128 }), /needs about \d+\.\d GiB on the wasm backend/);
     // GPT-2-124M's shape fits.
     const small = { ...big, config: { ...big.config, nEmbd: 768, nLayer: 12, nHead: 12 } };
-    assert.throws(() => new Explainer(small as unknown as GPT2Classifier, { maxTokens: 128 }), /withConstantWeights/, 'passes the check, then needs a real model');
+    assert.throws(() => Explainer.onTfjs(small as unknown as GPT2Classifier, { maxTokens: 128 }), /withConstantWeights/, 'passes the check, then needs a real model');
   });
 });
 
@@ -220,23 +220,23 @@ describe('a model trained from scratch, where one planted phrase is the only sig
     assert.ok(result.bestValAcc >= 0.9, `the model learnt the phrase (held-out accuracy ${result.bestValAcc})`);
   });
 
-  test('for every held-out text the weights sum to the margin difference within 5 %', () => {
-    const explainer = new Explainer(clf, { maxTokens: 48 });
-    for (const h of heldOut) assertComplete(explainer.explain(h.text), JSON.stringify(h.text));
-    explainer.dispose();
+  test('for every held-out text the weights sum to the margin difference within 5 %', async () => {
+    const explainer = Explainer.onTfjs(clf, { maxTokens: 48 });
+    for (const h of heldOut) assertComplete(await explainer.explain(h.text), JSON.stringify(h.text));
+    await explainer.dispose();
   });
 
-  test('in every planted message the model calls spam, the phrase is among the two most spam-ward words', () => {
-    const explainer = new Explainer(clf, { maxTokens: 48 });
+  test('in every planted message the model calls spam, the phrase is among the two most spam-ward words', async () => {
+    const explainer = Explainer.onTfjs(clf, { maxTokens: 48 });
     let checked = 0;
     for (const h of heldOut.filter((e) => e.label === 1)) {
-      const x = explainer.explain(h.text);
+      const x = await explainer.explain(h.text);
       if (x.margin <= 0) continue; // a message the model gets wrong explains its mistake, not the phrase
       checked++;
       const top = [...x.words].sort((a, b) => b.weight - a.weight).slice(0, 2).map((w) => w.text.replace(/\W+$/u, ''));
       assert.ok(top.some((w) => PHRASE.includes(w)), `top words ${JSON.stringify(top)} of ${JSON.stringify(h.text)}`);
     }
     assert.ok(checked >= 15, `${checked} planted messages were called spam`);
-    explainer.dispose();
+    await explainer.dispose();
   });
 });
