@@ -199,30 +199,28 @@ export class Explainer {
     };
 
     let segments: Segment[] = [];
-    {
-      const n0 = opts.initialSegments;
-      let pending: Array<[number, number]> = Array.from({ length: n0 }, (_, k) => [k / n0, (k + 1) / n0]);
-      for (;;) {
-        await evaluate(pending.flatMap(([a, b]) => segmentNodes(rule.nodes, a, b)));
-        segments = [...segments, ...pending.map(([a, b]) => integrateSegment(rule, a, b, nodes, width))].sort((x, y) => x.a - y.a);
-        const allowed = allowedError(nodes, opts);
-        if (errorBound(segments) <= allowed) break;
-        // Halve every segment whose error is above its share of the tolerance (by length), the worst first when
-        // the evaluation budget is short.
-        const over = segments.filter((s) => Math.abs(s.error) > allowed * (s.b - s.a)).sort((x, y) => Math.abs(y.error) - Math.abs(x.error));
-        const split: Segment[] = [];
-        let cost = 0;
-        for (const s of over) {
-          const m = (s.a + s.b) / 2;
-          const added = new Set([...segmentNodes(rule.nodes, s.a, m), ...segmentNodes(rule.nodes, m, s.b)].filter((a) => !nodes.has(a))).size;
-          if (evaluations + cost + added > opts.maxEvaluations) break;
-          split.push(s);
-          cost += added;
-        }
-        if (split.length === 0) break;
-        segments = segments.filter((s) => !split.includes(s));
-        pending = split.flatMap((s): Array<[number, number]> => [[s.a, (s.a + s.b) / 2], [(s.a + s.b) / 2, s.b]]);
+    const n0 = opts.initialSegments;
+    let pending: Array<[number, number]> = Array.from({ length: n0 }, (_, k) => [k / n0, (k + 1) / n0]);
+    for (;;) {
+      await evaluate(pending.flatMap(([a, b]) => segmentNodes(rule.nodes, a, b)));
+      segments = [...segments, ...pending.map(([a, b]) => integrateSegment(rule, a, b, nodes, width))].sort((x, y) => x.a - y.a);
+      const allowed = allowedError(nodes, opts);
+      if (errorBound(segments) <= allowed) break;
+      // Halve every segment whose error is above its share of the tolerance (by length), the worst first when
+      // the evaluation budget is short.
+      const over = segments.filter((s) => Math.abs(s.error) > allowed * (s.b - s.a)).sort((x, y) => Math.abs(y.error) - Math.abs(x.error));
+      const split: Segment[] = [];
+      let cost = 0;
+      for (const s of over) {
+        const m = (s.a + s.b) / 2;
+        const added = new Set([...segmentNodes(rule.nodes, s.a, m), ...segmentNodes(rule.nodes, m, s.b)].filter((a) => !nodes.has(a))).size;
+        if (evaluations + cost + added > opts.maxEvaluations) break;
+        split.push(s);
+        cost += added;
       }
+      if (split.length === 0) break;
+      segments = segments.filter((s) => !split.includes(s));
+      pending = split.flatMap((s): Array<[number, number]> => [[s.a, (s.a + s.b) / 2], [(s.a + s.b) / 2, s.b]]);
     }
 
     const weights = new Float64Array(width);
