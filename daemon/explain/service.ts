@@ -4,8 +4,8 @@
  *
  * Why a child process rather than a worker thread: the training runs already live in one (the same proven way
  * of running tfjs beside the daemon); the wasm backend's own pthreads would be nested inside a worker thread; a
- * wasm heap never shrinks, so the ~2 GB an explanation of GPT-2-124M needs is given back only when the process
- * ends (it ends after `idleMs` without work); it runs at a lower CPU priority than the daemon's scoring; and a
+ * wasm heap never shrinks, so the ~2 GB an explanation of GPT-2-124M needs on tfjs is given back only when the
+ * process ends (it ends after `idleMs` without work); it runs at a lower CPU priority than the daemon's scoring; and a
  * crash or out-of-memory costs one explanation, not the daemon.
  *
  * Events: 'explanation' ({ messageId, modelVersion } when one is stored, plus `error` when it failed).
