@@ -107,26 +107,60 @@ function row(m, index) {
     ),
   );
   li.addEventListener('focus', () => {
-    state.cursor = index;
+    state.cursor = state.messages.findIndex((x) => x.id === m.id);
   });
   return li;
 }
 
+/** The rows on the page by message id, with what each was drawn from. */
+const drawn = new Map();
+
+/**
+ * Draws the feed, rebuilding only rows whose message, cursor or selection changed: a verdict streaming in (an
+ * import scores tens a second) adds its row and leaves the others, and the one being clicked, as they are.
+ */
 function renderFeed() {
   const feed = $('feed');
-  feed.replaceChildren(...state.messages.map(row));
+  const rows = state.messages.map((m, index) => {
+    const key = JSON.stringify([m, index === state.cursor, state.selected.has(m.id)]);
+    let d = drawn.get(m.id);
+    if (d?.key !== key) {
+      d = { li: row(m, index), key };
+      drawn.set(m.id, d);
+    }
+    return d.li;
+  });
+  const shown = new Set(state.messages.map((m) => m.id));
+  for (const id of drawn.keys()) if (!shown.has(id)) drawn.delete(id);
+  rows.forEach((li, i) => {
+    if (feed.children[i] !== li) feed.insertBefore(li, feed.children[i] ?? null);
+  });
+  while (feed.children.length > rows.length) feed.lastElementChild.remove();
   if (state.messages.length === 0) feed.append(el('li', { class: 'empty' }, 'Nothing here yet.'));
   $('more').hidden = state.nextBefore === null;
   $('selection-count').textContent = state.selected.size ? `${state.selected.size} selected` : '';
   $('undo').disabled = !state.undo;
 }
 
+/** Reloads asked for so far: only the latest one's answer is shown. */
+let loads = 0;
+/** Live changes that came while the latest reload was in flight: its answer may predate them. */
+let changedDuringLoad = null;
+
 async function loadMessages() {
-  const data = await api('GET', query());
-  state.messages = data.messages;
-  state.nextBefore = data.nextBefore;
-  state.cursor = Math.min(state.cursor, Math.max(0, state.messages.length - 1));
-  renderFeed();
+  const load = ++loads;
+  changedDuringLoad = [];
+  try {
+    const data = await api('GET', query());
+    if (load !== loads) return; // a newer reload (another filter, a reconnect) is under way: its answer wins
+    state.messages = data.messages;
+    state.nextBefore = data.nextBefore;
+    for (const [m, isNew] of changedDuringLoad) apply(m, isNew);
+    state.cursor = Math.min(state.cursor, Math.max(0, state.messages.length - 1));
+    renderFeed();
+  } finally {
+    if (load === loads) changedDuringLoad = null;
+  }
 }
 
 async function loadMore() {
@@ -139,6 +173,12 @@ async function loadMore() {
 
 /** A message changed or arrived (WS event or our own action): update it in place, or add it on top. */
 function upsert(m, isNew) {
+  changedDuringLoad?.push([m, isNew]);
+  apply(m, isNew);
+  renderFeed();
+}
+
+function apply(m, isNew) {
   const i = state.messages.findIndex((x) => x.id === m.id);
   // A shown message stays in place even if it no longer matches the filter, so a label change does not make
   // the list jump under the user's cursor; the next reload applies the filter.
@@ -147,7 +187,6 @@ function upsert(m, isNew) {
     state.messages.unshift(m);
     if (state.messages.length > 1) state.cursor++;
   }
-  renderFeed();
 }
 
 // ------------------------------------------------------------------ selection, labels, undo

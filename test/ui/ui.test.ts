@@ -123,6 +123,37 @@ test('live feed, hostile text, corrections in the store and a second page, keybo
   await Promise.all([page.context().close(), second.context().close(), phone.context().close()]);
 });
 
+test('a message scored while the list reloads stays in the list, and rows already shown are left in place', async () => {
+  const page = await openPage();
+  const { message: earlier } = await d.api<{ message: MessageView }>('POST', '/api/messages', { body: 'Parcel left at the door', sender: 'courier@example.org', externalId: 'ui-race-0' });
+  await page.locator(`li.msg[data-id="${earlier.id}"]`).waitFor({ timeout: 10_000 });
+  // Hold the next list reload's answer, fetched before the new message exists, until the message is shown live.
+  let fetched!: () => void;
+  const answered = new Promise<void>((resolve) => (fetched = resolve));
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route((url) => url.pathname === '/api/messages', async (route) => {
+    const response = await route.fetch();
+    fetched();
+    await held;
+    await route.fulfill({ response });
+  }, { times: 1 });
+  await page.locator('[data-filter="all"]').click();
+  await answered;
+  const shownBefore = await page.locator(`li.msg[data-id="${earlier.id}"]`).elementHandle();
+  const { message } = await d.api<{ message: MessageView }>('POST', '/api/messages', { body: 'Are we still on for Friday?', sender: 'friend@example.org', externalId: 'ui-race' });
+  const rowSel = `li.msg[data-id="${message.id}"]`;
+  await page.locator(rowSel).waitFor({ timeout: 10_000 });
+  // A row arriving leaves the rows already shown in place (one being clicked is not swapped under the pointer).
+  assert.equal(await shownBefore!.evaluate((node) => node.isConnected), true, 'the rows already shown were not redrawn');
+  const finished = page.waitForEvent('requestfinished', (r) => new URL(r.url()).pathname === '/api/messages');
+  release();
+  await finished;
+  await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 200)));
+  assert.equal(await page.locator(rowSel).count(), 1, 'the new message is still listed after the reload');
+  await page.context().close();
+});
+
 test('uncertain messages are listed for review and settled with one click; the model panel says per kind what it does', async () => {
   // Sent without a kind: the model never learned such messages, so the verdict is uncertain.
   const posted = (await d.api<{ message: MessageView & { verdict: { label: string } } }>('POST', '/api/messages', { body: 'Is this the right form for the refund?', externalId: 'ui-uncertain' })).message;
