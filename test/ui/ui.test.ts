@@ -140,17 +140,20 @@ test('a message scored while the list reloads stays in the list, and rows alread
   }, { times: 1 });
   await page.locator('[data-filter="all"]').click();
   await answered;
-  const shownBefore = await page.locator(`li.msg[data-id="${earlier.id}"]`).elementHandle();
   const { message } = await d.api<{ message: MessageView }>('POST', '/api/messages', { body: 'Are we still on for Friday?', sender: 'friend@example.org', externalId: 'ui-race' });
   const rowSel = `li.msg[data-id="${message.id}"]`;
   await page.locator(rowSel).waitFor({ timeout: 10_000 });
-  // A row arriving leaves the rows already shown in place (one being clicked is not swapped under the pointer).
-  assert.equal(await shownBefore!.evaluate((node) => node.isConnected), true, 'the rows already shown were not redrawn');
   const finished = page.waitForEvent('requestfinished', (r) => new URL(r.url()).pathname === '/api/messages');
   release();
   await finished;
   await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 200)));
   assert.equal(await page.locator(rowSel).count(), 1, 'the new message is still listed after the reload');
+
+  // A row arriving leaves the rows already shown in place (one being clicked is not swapped under the pointer).
+  const shown = await page.locator(rowSel).elementHandle();
+  const { message: next } = await d.api<{ message: MessageView }>('POST', '/api/messages', { body: 'Bring the charger please', sender: 'friend@example.org', externalId: 'ui-race-2' });
+  await page.locator(`li.msg[data-id="${next.id}"]`).waitFor({ timeout: 10_000 });
+  assert.equal(await shown!.evaluate((node) => node.isConnected), true, 'the rows already shown were not redrawn');
   await page.context().close();
 });
 
