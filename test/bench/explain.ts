@@ -3,7 +3,7 @@
  * length (which also computes the baseline end, then reused for every message of that length) and the next,
  * with the evaluations each took and the completeness gap. `benchExplain` is part of `npm run bench`
  * (test/bench/run.ts, on its fine-tuned 124M-sized model); run alone, this file times GPT-2-124M-sized random
- * weights (the same cost as real ones) on the inference path chosen as the daemon would (native when ONNX Runtime
+ * weights initialised as GPT-2's (the same cost as real ones) on the inference path chosen as the daemon would (native when ONNX Runtime
  * is installed) and prints one JSON line: `node --import tsx test/bench/explain.ts [BACKEND [auto|native|tfjs]]`.
  */
 import { readFileSync } from 'node:fs';
@@ -11,15 +11,14 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { initBackend, initInference, nativeRuntime, type BackendName, type InferenceName } from '../../model/backend.ts';
 import { GPT2Classifier } from '../../model/classifier.ts';
-import { GPT2_PRESETS } from '../../model/config.ts';
 import { parseSmsCollection } from '../../model/dataset.ts';
 import { Explainer, type Explanation } from '../../model/explain.ts';
 import { NativePathGradients } from '../../model/native/gradients.ts';
 import { classifierWeights } from '../../model/native/weights.ts';
 import { TfjsPathGradients, type PathGradients } from '../../model/path-gradients.ts';
 import { encode } from '../../model/tokenizer.ts';
-import { initGPT2 } from '../../model/weights.ts';
 import { SHARED } from '../helpers/fixture.ts';
+import { gpt2LikeWeights } from './weights.ts';
 
 export const EXPLAIN_TOKENS = 128;
 
@@ -87,7 +86,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
   const backend = await initBackend((process.argv[2] ?? 'auto') as BackendName, { log });
   const inference = await initInference((process.argv[3] ?? 'auto') as InferenceName, { log });
-  const clf = new GPT2Classifier(initGPT2(GPT2_PRESETS['124M'], 1), { layers: 'last_block' });
+  const clf = new GPT2Classifier(gpt2LikeWeights(1), { layers: 'last_block' });
   const rt = nativeRuntime();
   const gradients = rt ? await NativePathGradients.create(rt, await classifierWeights(clf, 'logits')) : new TfjsPathGradients(clf, EXPLAIN_TOKENS);
   const { bench } = await benchExplain(gradients, inference.name, log);

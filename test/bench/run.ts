@@ -26,7 +26,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from '../../model/adamw.ts';
 import { initBackend, initInference, nativeRuntime, type BackendName, type InferenceName } from '../../model/backend.ts';
 import { GPT2Classifier, crossEntropy, toTokenBatch } from '../../model/classifier.ts';
-import { GPT2_PRESETS } from '../../model/config.ts';
 import { balanceByUndersampling, parseSmsCollection, shuffleSplit, toLabeled } from '../../model/dataset.ts';
 import { batches, encodeExamples, type EncodedExample } from '../../model/examples.ts';
 import { CachedFeatures, DirectFeatures, withFeatures } from '../../model/features.ts';
@@ -39,10 +38,11 @@ import { saveCheckpoint } from '../../model/checkpoint.ts';
 import { NativeClassifier } from '../../model/native/classifier.ts';
 import { checkpointWeights, classifierWeights } from '../../model/native/weights.ts';
 import { writeSafetensors } from '../../model/safetensors.ts';
-import { disposeWeights, initGPT2, loadGPT2 } from '../../model/weights.ts';
+import { disposeWeights, loadGPT2 } from '../../model/weights.ts';
 import { refineSet } from '../../daemon/training/corpus.ts';
 import { SHARED } from '../helpers/fixture.ts';
 import { benchExplain, EXPLAIN_TOKENS } from './explain.ts';
+import { gpt2LikeWeights } from './weights.ts';
 import { NativePathGradients } from '../../model/native/gradients.ts';
 import { TfjsPathGradients } from '../../model/path-gradients.ts';
 
@@ -76,12 +76,12 @@ const testSet = encodeExamples(split.test, MAX_TOKENS);
 const meanTokens = train.reduce((s, e) => s + e.ids.length, 0) / train.length;
 log(`${train.length} train / ${validation.length} validation / ${testSet.length} test messages, ${meanTokens.toFixed(1)} tokens on average`);
 
-// Random 124M-sized weights, written once as a float32 safetensors file like a downloaded GPT-2: both paths load
-// that file (the native one reads it as ONNX external data, as the daemon does).
+// Random 124M-sized weights initialised as GPT-2's, written once as a float32 safetensors file like a downloaded
+// GPT-2: both paths load that file (the native one reads it as ONNX external data, as the daemon does).
 const work = mkdtempSync(join(tmpdir(), 'gptspam-bench-'));
 const basePath = join(work, 'model.safetensors');
 {
-  const w = initGPT2(GPT2_PRESETS['124M'], 1);
+  const w = gpt2LikeWeights(1);
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [name, t] of w.tensors) tensors[name] = { shape: t.shape, data: t.dataSync() as Float32Array };
   await writeSafetensors(basePath, tensors, { format: 'pt' });
@@ -253,7 +253,7 @@ rmSync(work, { recursive: true, force: true });
 const explainTfjs = await benchExplain(new TfjsPathGradients(fresh, EXPLAIN_TOKENS), 'tfjs', log);
 const explainNative = rt ? await benchExplain(await NativePathGradients.create(rt, await classifierWeights(fresh, 'logits')), 'native', log) : undefined;
 const explainDiff = explainNative
-  ? maxAbsDiff(explainNative.first.tokens.map((t) => t.weight), explainTfjs.first.tokens.map((t) => t.weight)) / Math.max(...explainTfjs.first.tokens.map((t) => Math.abs(t.weight)))
+  ? maxAbsDiff(explainNative.first.tokens.map((t) => t.weight), explainTfjs.first.tokens.map((t) => t.weight)) / Math.max(Number.MIN_VALUE, ...explainTfjs.first.tokens.map((t) => Math.abs(t.weight)))
   : undefined;
 if (explainDiff !== undefined) log(`explain: native token weights differ from tfjs's by ${explainDiff.toExponential(1)} of the largest weight`);
 
