@@ -49,12 +49,12 @@ export function gpt2GraphOps(g: OnnxGraph, spec: Omit<Gpt2GraphSpec, 'output'>) 
   };
   const f32 = (x: number) => g.constant([x], DataType.FLOAT, []);
 
-  /** LayerNorm over the last axis, with its Mean and InvStdDev ([…, 1]) for a backward pass. */
-  const layerNormN = (x: string, prefix: string) =>
-    g.nodeN('LayerNormalization', [x, w(`${prefix}.weight`), w(`${prefix}.bias`)], { axis: -1, epsilon: { f: config.layerNormEpsilon } }, 3) as [string, string, string];
+  const layerNormOutputs = (x: string, prefix: string, outputs: number) =>
+    g.nodeN('LayerNormalization', [x, w(`${prefix}.weight`), w(`${prefix}.bias`)], { axis: -1, epsilon: { f: config.layerNormEpsilon } }, outputs);
   /** LayerNorm over the last axis. */
-  const layerNorm = (x: string, prefix: string) =>
-    g.node('LayerNormalization', [x, w(`${prefix}.weight`), w(`${prefix}.bias`)], { axis: -1, epsilon: { f: config.layerNormEpsilon } });
+  const layerNorm = (x: string, prefix: string) => layerNormOutputs(x, prefix, 1)[0]!;
+  /** LayerNorm over the last axis, with its Mean and InvStdDev ([…, 1]) for a backward pass. */
+  const layerNormN = (x: string, prefix: string) => layerNormOutputs(x, prefix, 3) as [string, string, string];
 
   /** x · W + b, plus its LoRA update scale · (x · A) · B when the weight has one. */
   const project = (x: string, prefix: string) => {
