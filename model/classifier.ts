@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { ATTENTION_MODES, GPT2, type TokenBatch } from './gpt2.ts';
 import { linear } from './ops.ts';
+import { SafetensorsFile } from './safetensors.ts';
 import { blockParamNames, type GPT2Weights } from './weights.ts';
 
 /** last_real: last non-pad token (default); last: final position of the padded batch (the chapter); first: position 0. */
@@ -45,6 +46,16 @@ export const DEFAULT_CLASSIFIER_OPTIONS: ClassifierOptions = {
 export interface HeadInit {
   weight: Float32Array;
   bias: Float32Array;
+}
+
+/** A head saved on its own (tensors `weight` and `bias`, as `classify --head` takes it). */
+export async function readHead(path: string): Promise<HeadInit> {
+  const f = await SafetensorsFile.open(path);
+  try {
+    return { weight: await f.readFloat32('weight'), bias: await f.readFloat32('bias') };
+  } finally {
+    await f.close();
+  }
 }
 
 /**

@@ -23,11 +23,11 @@ function tempPathFor(path: string): string {
 /** What `writeFile` takes: bytes, a string, or an (async) iterable of chunks such as a stream. */
 export type FileData = Parameters<typeof writeFile>[1];
 
-/** Writes `data` to `path` atomically (temporary file + rename); on failure the temporary file is removed. */
-export async function writeFileAtomic(path: string, data: FileData): Promise<void> {
+/** Makes `path` whatever `fill` writes to a temporary file beside it, then renames it over; on failure the temporary file is removed. */
+async function replaceAtomically(path: string, fill: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = tempPathFor(path);
   try {
-    await writeFile(tmp, data);
+    await fill(tmp);
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
@@ -35,16 +35,14 @@ export async function writeFileAtomic(path: string, data: FileData): Promise<voi
   }
 }
 
-/** Copies `from` to `to` atomically (the copy goes to a temporary file, then is renamed over `to`). */
-export async function copyFileAtomic(from: string, to: string): Promise<void> {
-  const tmp = tempPathFor(to);
-  try {
-    await copyFile(from, tmp);
-    await rename(tmp, to);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+/** Writes `data` to `path` atomically (temporary file + rename). */
+export function writeFileAtomic(path: string, data: FileData): Promise<void> {
+  return replaceAtomically(path, (tmp) => writeFile(tmp, data));
+}
+
+/** Copies `from` to `to` atomically. */
+export function copyFileAtomic(from: string, to: string): Promise<void> {
+  return replaceAtomically(to, (tmp) => copyFile(from, tmp));
 }
 
 /** `writeFileAtomic` for synchronous code (the trunk cache spills entries from inside the training loop). */

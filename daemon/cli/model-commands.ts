@@ -7,7 +7,7 @@ import cliProgress from 'cli-progress';
 import * as tf from '@tensorflow/tfjs-core';
 import { BACKEND_NAMES, INFERENCE_NAMES, initBackend, initInference, nativeRuntime, type BackendName, type InferenceName } from '../../model/backend.ts';
 import { loadCheckpoint, saveCheckpoint, type CheckpointInfo } from '../../model/checkpoint.ts';
-import { GPT2Classifier, POOLINGS, toTokenBatch, TRAINABLE_LAYERS, type ClassifierOptions, type HeadInit, type Pooling, type TrainableLayers } from '../../model/classifier.ts';
+import { GPT2Classifier, readHead, POOLINGS, toTokenBatch, TRAINABLE_LAYERS, type ClassifierOptions, type Pooling, type TrainableLayers } from '../../model/classifier.ts';
 import { SCRATCH_SIZE_NAMES, SCRATCH_SIZES, type ScratchSize } from '../../model/config.ts';
 import { readLabeledCsv } from '../../model/dataset.ts';
 import { classIdIn, encodeExamples, labelId, LABEL_NAMES, spamLogOdds } from '../../model/examples.ts';
@@ -18,7 +18,6 @@ import { MESSAGE_KINDS, type MessageKind } from '../contract.ts';
 import { modelText } from '../message-text.ts';
 import { decide, modelCalibrationSchema, type ModelCalibration } from '../verdicts.ts';
 import { renderTrainingCurvesSvg } from '../../model/plot.ts';
-import { SafetensorsFile } from '../../model/safetensors.ts';
 import { parseWith } from '../../model/schema.ts';
 import { decode, encode } from '../../model/tokenizer.ts';
 import { NativeClassifier } from '../../model/native/classifier.ts';
@@ -290,15 +289,6 @@ async function readStdinLines(): Promise<string[]> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8').split(/\r?\n/).filter((l) => l.length > 0);
-}
-
-async function readHead(path: string): Promise<HeadInit> {
-  const f = await SafetensorsFile.open(path);
-  try {
-    return { weight: await f.readFloat32('weight'), bias: await f.readFloat32('bias') };
-  } finally {
-    await f.close();
-  }
 }
 
 async function classify(

@@ -9,11 +9,10 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
-import { GPT2Classifier, toTokenBatch, type ClassifierOptions, type HeadInit } from '../../model/classifier.ts';
+import { GPT2Classifier, readHead, toTokenBatch, type ClassifierOptions, type HeadInit } from '../../model/classifier.ts';
 import { parseSmsCollection } from '../../model/dataset.ts';
 import { explain, Explainer, type Explanation } from '../../model/explain.ts';
 import { mergeWords, tokenSpans } from '../../model/explain-text.ts';
-import { SafetensorsFile } from '../../model/safetensors.ts';
 import { encode, padBatch } from '../../model/tokenizer.ts';
 import { encodeExamples } from '../../model/examples.ts';
 import { trainClassifier } from '../../model/train.ts';
@@ -27,9 +26,7 @@ let head: HeadInit;
 before(async () => {
   await useTestBackend();
   expected = loadExpected();
-  const f = await SafetensorsFile.open(join(TINY_DIR, 'head.safetensors'));
-  head = { weight: await f.readFloat32('weight'), bias: await f.readFloat32('bias') };
-  await f.close();
+  head = await readHead(join(TINY_DIR, 'head.safetensors'));
 });
 
 async function fixtureClassifier(options: Partial<ClassifierOptions> = {}): Promise<GPT2Classifier> {

@@ -2,8 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { GPT2Classifier } from '../../model/classifier.ts';
-import { SafetensorsFile } from '../../model/safetensors.ts';
+import { GPT2Classifier, readHead } from '../../model/classifier.ts';
 import { BatchScorer } from '../../model/scorer.ts';
 import { loadGPT2 } from '../../model/weights.ts';
 import { useTestBackend } from '../helpers/backend.ts';
@@ -13,9 +12,7 @@ before(useTestBackend);
 
 test('the scorer resolves to the raw class logits of the reference (tfjs)', async () => {
   const e = loadExpected();
-  const f = await SafetensorsFile.open(join(TINY_DIR, 'head.safetensors'));
-  const head = { weight: await f.readFloat32('weight'), bias: await f.readFloat32('bias') };
-  await f.close();
+  const head = await readHead(join(TINY_DIR, 'head.safetensors'));
   const clf = new GPT2Classifier(await loadGPT2(TINY_MODEL), {}, head);
   const logits = await new BatchScorer(clf, { maxTokens: 64, batchSize: 4 }).scoreMany(e.texts);
   assertClose(logits.flat(), e.cls_logits_last_real.flat(), 'logits');
