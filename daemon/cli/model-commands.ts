@@ -317,9 +317,10 @@ async function classify(
     const clf = new GPT2Classifier(base, { numClasses, pooling: flags.pooling, attention: flags.causalMask ? 'causal' : 'bidirectional' }, head);
     maxTokens = Math.min(flags.maxTokens ?? clf.config.nPositions, clf.config.nPositions);
     names = labelNames(numClasses);
-    source = rt ? await NativeClassifier.create(rt, await classifierWeights(clf, 'logits'), 'logits') : new TfjsLogits(clf);
+    const weights = rt ? await classifierWeights(clf, 'logits') : undefined;
+    source = rt && weights ? await NativeClassifier.create(rt, weights, 'logits') : new TfjsLogits(clf);
     pooling = clf.options.pooling;
-    newExplainer = async (o) => (rt ? new Explainer(await NativePathGradients.create(rt, await classifierWeights(clf, 'logits')), o) : Explainer.onTfjs(clf, o));
+    newExplainer = async (o) => (rt && weights ? new Explainer(await NativePathGradients.create(rt, weights), o) : Explainer.onTfjs(clf, o));
     release = async () => {
       if (source instanceof NativeClassifier) await source.dispose();
       clf.dispose();

@@ -70,9 +70,7 @@ export class NativeClassifier implements LogitsSource, TrunkFiller {
     const causal = this.options.attention === 'causal';
     const feeds: Record<string, FeedTensor> = {
       ids: { type: 'int32', data: p.ids, dims: [p.rows, p.width] },
-      mask: causal
-        ? { type: 'float32', data: causalMaskData(p.width), dims: [1, 1, p.width, p.width] }
-        : { type: 'float32', data: keyPaddingMaskData(p.lengths, p.width), dims: [p.rows, 1, 1, p.width] },
+      mask: attentionMask(this.options.attention, p.lengths, p.width),
     };
     if (this.output !== 'trunk') {
       const positions = poolPositions(this.options.pooling, p.lengths, p.width);
@@ -116,6 +114,13 @@ export class NativeClassifier implements LogitsSource, TrunkFiller {
   async dispose(): Promise<void> {
     await this.session.dispose();
   }
+}
+
+/** The additive mask of blocks' attention: causal [1, 1, T, T], or the padding keys of each row [rows, 1, 1, T]. */
+export function attentionMask(attention: ClassifierOptions['attention'], lengths: number[], width: number): FeedTensor {
+  return attention === 'causal'
+    ? { type: 'float32', data: causalMaskData(width), dims: [1, 1, width, width] }
+    : { type: 'float32', data: keyPaddingMaskData(lengths, width), dims: [lengths.length, 1, 1, width] };
 }
 
 export function loraNames(weights: Map<string, Weight>): Set<string> {

@@ -4,10 +4,9 @@
  */
 import { poolPositions, type ClassifierOptions } from '../classifier.ts';
 import type { GPT2Config } from '../config.ts';
-import { causalMaskData, keyPaddingMaskData } from '../gpt2.ts';
 import type { PathGradients, PathPoints } from '../path-gradients.ts';
 import { buildGradientGraph } from './gradient-graph.ts';
-import { readRegion, loraNames } from './classifier.ts';
+import { attentionMask, loraNames, readRegion } from './classifier.ts';
 import type { Weight } from './onnx-graph.ts';
 import { NativeSession, type NativeRuntime } from './runtime.ts';
 import type { NativeModelWeights } from './weights.ts';
@@ -55,7 +54,6 @@ export class NativePathGradients implements PathGradients {
   async alongPath(input: number[], length: number, alphas: number[], classes: { positive: number; negative: number }): Promise<PathPoints> {
     const width = input.length;
     if (width > this.config.nPositions) throw new Error(`sequence of ${width} tokens exceeds the model's context of ${this.config.nPositions}`);
-    const causal = this.options.attention === 'causal';
     const pool = new Float32Array(width);
     pool[poolPositions(this.options.pooling, [length], width)[0]!] = 1;
     const direction = new Float32Array(this.numClasses);
@@ -64,9 +62,7 @@ export class NativePathGradients implements PathGradients {
     const out = await this.session.run({
       ids: { type: 'int32', data: Int32Array.from(input), dims: [1, width] },
       alpha: { type: 'float32', data: Float32Array.from(alphas), dims: [alphas.length, 1, 1] },
-      mask: causal
-        ? { type: 'float32', data: causalMaskData(width), dims: [1, 1, width, width] }
-        : { type: 'float32', data: keyPaddingMaskData([length], width), dims: [1, 1, 1, width] },
+      mask: attentionMask(this.options.attention, [length], width),
       pool: { type: 'float32', data: pool, dims: [1, width, 1] },
       direction: { type: 'float32', data: direction, dims: [this.numClasses, 1] },
     });
